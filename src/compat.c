@@ -1,0 +1,88 @@
+/* Version shims: see compat.h. */
+#include <dlfcn.h>
+#include <string.h>
+
+#include "compat.h"
+
+int cs_resume(lua_State *co, lua_State *from, int nargs, int *nres)
+{
+#if LUA_VERSION_NUM >= 504
+    return lua_resume(co, from, nargs, nres);
+#elif LUA_VERSION_NUM >= 502
+    int rc = lua_resume(co, from, nargs);
+    *nres = lua_gettop(co);
+    return rc;
+#else
+    int rc;
+    (void)from;
+    rc = lua_resume(co, nargs);
+    *nres = lua_gettop(co);
+    return rc;
+#endif
+}
+
+void cs_setfuncs(lua_State *L, const luaL_Reg *l, int nup)
+{
+    luaL_checkstack(L, nup + 1, "too many upvalues");
+    for (; l->name != NULL; l++) {
+        int i;
+        for (i = 0; i < nup; i++)
+            lua_pushvalue(L, -nup);
+        lua_pushcclosure(L, l->func, nup);
+        lua_setfield(L, -(nup + 2), l->name);
+    }
+    lua_pop(L, nup);
+}
+
+size_t cs_rawlen(lua_State *L, int idx)
+{
+#if LUA_VERSION_NUM >= 502
+    return lua_rawlen(L, idx);
+#else
+    return lua_objlen(L, idx);
+#endif
+}
+
+int cs_is_lua_function(lua_State *L, int idx)
+{
+    return lua_type(L, idx) == LUA_TFUNCTION && !lua_iscfunction(L, idx);
+}
+
+int cs_isyieldable(lua_State *L, int (*jit_isyieldable)(lua_State *))
+{
+#if LUA_VERSION_NUM >= 503
+    (void)jit_isyieldable;
+    return lua_isyieldable(L);
+#else
+    lua_Debug ar;
+    int level;
+
+    if (jit_isyieldable != NULL)
+        return jit_isyieldable(L);
+    /* Level 0 is the running C function itself; a C frame above it
+     * (pcall, xpcall, a C library calling back) blocks the yield. */
+    for (level = 1; lua_getstack(L, level, &ar); level++) {
+        if (!lua_getinfo(L, "S", &ar))
+            break;
+        if (strcmp(ar.what, "C") == 0)
+            return 0;
+    }
+    return 1;
+#endif
+}
+
+int (*cs_find_isyieldable(void))(lua_State *)
+{
+#if LUA_VERSION_NUM == 501
+    /* LuaJIT exports it; PUC 5.1 does not.  Calling it through a pointer
+     * keeps the module loadable in both (DECISIONS.md 10). */
+    union {
+        void *p;
+        int (*f)(lua_State *);
+    } u;
+    u.p = dlsym(RTLD_DEFAULT, "lua_isyieldable");
+    return u.f;
+#else
+    return NULL;
+#endif
+}

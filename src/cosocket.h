@@ -1,0 +1,190 @@
+/* Shared types of cosocket: the per-state scheduler, light threads,
+ * handlers and pending operations. */
+#ifndef COSOCKET_H
+#define COSOCKET_H
+
+#include <stddef.h>
+#include <ev.h>
+#include <lua.h>
+#include <lauxlib.h>
+
+#define CS_EXPORT __attribute__((visibility("default")))
+#define cs_container_of(p, type, member)                                       \
+    ((type *)(void *)((char *)(p)-offsetof(type, member)))
+
+#ifndef CS_DEBUG
+#define CS_DEBUG 0
+#endif
+
+typedef struct cs_sched cs_sched;
+typedef struct cs_thread cs_thread;
+typedef struct cs_handler cs_handler;
+typedef struct cs_op cs_op;
+typedef struct cs_config cs_config;
+typedef struct cs_timer cs_timer;
+
+/* Pushes the results of a finished operation on L and returns their count.
+ * Never raises: it runs between two resumes, outside any protected call. */
+typedef int (*cs_results_fn)(lua_State *L, cs_op *op);
+/* Undoes what arming did beyond the watchers (a queue slot, say). C only. */
+typedef void (*cs_cancel_fn)(cs_op *op);
+/* Extra work when the operation is armed (join a waiters queue). C only. */
+typedef void (*cs_arm_fn)(cs_op *op);
+
+enum { CS_OP_PLAIN = 0, CS_OP_DEFER, CS_OP_POST };
+
+/* A pending operation: the one thing a light thread (or main) waits on.
+ * It lives inside the object that owns it (socket, thread, semaphore), so
+ * waiting allocates nothing. */
+struct cs_op {
+    ev_io io;          /* armed when events != 0 */
+    ev_timer timer;    /* armed when timeout > 0 */
+    cs_sched *s;
+    cs_thread *thread; /* who waits: a light thread, or &s->main */
+    cs_results_fn results;
+    cs_arm_fn on_arm;
+    cs_cancel_fn on_cancel;
+    void *self;      /* the object the operation belongs to */
+    void *aux;       /* operation-specific (the thread that ended, ...) */
+    const char *err; /* outcome recorded by callbacks, NULL for success */
+    double timeout;  /* seconds; <= 0 means no timer */
+    int fd, events;
+    unsigned char kind;    /* CS_OP_* */
+    unsigned char pending; /* armed and not yet delivered: busy rules */
+    unsigned char done;    /* completed, results not yet delivered */
+};
+
+enum { CS_TH_ALIVE = 0, CS_TH_ZOMBIE, CS_TH_DEAD };
+
+/* A light thread: a coroutine the scheduler resumes.  The struct is the
+ * userdata kept in the state's thread map, weakly keyed by the coroutine,
+ * so that finished threads nobody holds are collected. */
+struct cs_thread {
+    lua_State *co; /* NULL for the main pseudo-thread */
+    int co_ref;    /* registry ref anchoring co while it runs */
+    cs_sched *s;
+    cs_handler *handler;
+    cs_thread *parent;
+    cs_thread *first_child, *next_sibling, *prev_sibling;
+    cs_thread *h_next, *h_prev; /* the handler's live threads */
+    cs_thread *q_next, *q_prev; /* ready, deferred or posted queue */
+    void *queue;                /* which queue holds it, or NULL */
+    cs_op *waiting;             /* armed operation it waits on */
+    cs_op *waiter;              /* parent's wait() watching it */
+    cs_op op;                   /* its own waits: sleep, wait, run... */
+    int nres;                   /* values left on co when it ended */
+    int nanchors;               /* values it yielded with a wait */
+    unsigned char state;        /* CS_TH_* */
+    unsigned char failed;       /* ended by an error */
+    unsigned char initial;      /* in its first run, started by spawn */
+    unsigned char linked;       /* in its parent's list of children */
+};
+
+/* A handler: main, each run(f), each timer callback (DECISIONS.md 2). */
+struct cs_handler {
+    cs_sched *s;
+    cs_thread *entry;   /* NULL for main */
+    int entry_ref;      /* keeps the entry's results until collected */
+    cs_thread *threads; /* live light threads, entry included */
+    int nthreads;
+    int ntimers;      /* one-shot timers it created, not yet finished */
+    int refs;         /* threads + timers + waiter: frees it at zero */
+    cs_op *waiter;    /* a run() waiting for it */
+    cs_handler *from; /* handler of the timer that created it */
+    cs_handler *next, *prev;
+    unsigned char done, failed, is_timer, premature;
+};
+
+struct cs_config {
+    double connect_timeout, send_timeout, read_timeout; /* ms */
+    double keepalive_timeout, resolver_timeout;         /* ms */
+    int buffer_size, pool_size, ssl_verify_depth;
+    int max_pending_timers, max_running_timers, send_lowat, log_level;
+    int log_errors, prefer_ipv6;
+    int trusted_ref, protocols_ref, ciphers_ref, resolver_ref; /* strings */
+};
+
+struct cs_queue {
+    cs_thread *head, *tail;
+};
+
+#define CS_MAX_NESTING 200
+
+struct cs_sched {
+    struct ev_loop *loop;
+    lua_State *aux; /* scratch coroutine for the scheduler's own Lua work */
+    int aux_ref;
+    cs_thread main;
+    cs_handler main_handler;
+    cs_thread *current; /* running light thread, NULL when none */
+    struct cs_queue ready, deferred, posted;
+    cs_op *arm;              /* op of the wait whose yield is on its way */
+    cs_thread *spawn_request; /* child a yielding spawn asks to start */
+    cs_handler *handlers;    /* every live handler but main */
+    cs_timer *timers;        /* every timer not yet freed */
+    cs_timer *fired, *fired_tail; /* fired, callbacks not yet started */
+    cs_op *shutdown_op;      /* a light thread waiting in shutdown() */
+    void (*on_shutdown)(cs_sched *s); /* closes idle pooled connections */
+    int premature_running;   /* premature callbacks not yet done */
+    int threads_ref, traceback_ref, traced_ref;
+    int nthreads;      /* live light threads, all handlers */
+    int pending_timers, oneshot_timers, running_timers, dropped_timers;
+    int dropped_reported, exiting;
+    int (*isyieldable)(lua_State *); /* LuaJIT's, looked up at load */
+    cs_config cfg;
+    int wrap_depth, wrap_base;
+    lua_State *wrap[CS_MAX_NESTING]; /* coroutines resumed by our resume */
+};
+
+/* sched.c */
+cs_sched *cs_sched_get(lua_State *L);          /* upvalue 1 */
+/* Sets funcs into the table at mod, each with the scheduler (at mod + 1)
+ * as upvalue 1: the cs_open_* functions all take (L, mod). */
+void cs_register(lua_State *L, int mod, const luaL_Reg *funcs);
+int cs_fail(lua_State *L, const char *msg);    /* nil, msg */
+void cs_push_wait_sentinel(lua_State *L);
+void cs_op_init(cs_op *op, cs_sched *s, void *self, cs_results_fn results);
+int cs_wait(lua_State *L, cs_op *op);          /* may raise; returns at once */
+void cs_op_done(cs_op *op);                    /* C only, from callbacks */
+void cs_op_cancel(cs_op *op);                  /* C only */
+int cs_can_yield(cs_sched *s, lua_State *L);
+void cs_resume_thread(cs_sched *s, cs_thread *th, int nargs);
+void cs_queue_push(struct cs_queue *q, cs_thread *th);
+void cs_queue_remove(cs_thread *th);
+void cs_run_ready(cs_sched *s);
+void cs_poll_once(cs_sched *s); /* main's sleep(0): one pass, no block */
+int cs_drive_until(lua_State *L, cs_sched *s, int (*cond)(void *), void *arg);
+void cs_push_threads(lua_State *L, cs_sched *s);
+void cs_report_error(lua_State *co, cs_sched *s, const char *what);
+void cs_push_traceback(lua_State *L, cs_sched *s, lua_State *co);
+
+/* thread.c */
+cs_thread *cs_thread_new(lua_State *L, cs_sched *s, cs_handler *h,
+                         int nargs);          /* may raise */
+void cs_thread_ended(cs_sched *s, cs_thread *th, int ok, int nres);
+void cs_thread_kill(cs_thread *th);
+cs_handler *cs_handler_new(cs_sched *s);      /* NULL: no memory */
+void cs_handler_unref(cs_handler *h);
+void cs_handler_check(cs_handler *h);
+void cs_start_thread(cs_sched *s, cs_thread *th);
+void cs_open_thread(lua_State *L, int mod);
+
+/* timer.c */
+void cs_open_timer(lua_State *L, int mod);
+void cs_timers_free(cs_sched *s);
+void cs_timers_dispatch(cs_sched *s); /* starts fired callbacks */
+
+/* semaphore.c */
+void cs_open_semaphore(lua_State *L, int mod);
+
+/* coroutine.c */
+void cs_open_coroutine(lua_State *L, int mod);
+
+/* module.c */
+CS_EXPORT int luaopen_cosocket(lua_State *L);
+
+/* config.c */
+void cs_config_defaults(cs_config *cfg);
+void cs_open_config(lua_State *L, int mod);
+
+#endif

@@ -1,0 +1,399 @@
+/* The scheduler: one libev loop per Lua state, the ready queues, and the
+ * one place where C gives up control (cs_wait).  DECISIONS.md 2 and 3 are
+ * the rules: a wait yields when a light thread is running and drives the
+ * loop otherwise; the loop is never driven while a light thread runs. */
+#include <stdio.h>
+#include <string.h>
+
+#include "cosocket.h"
+#include "compat.h"
+
+/* First value a waiting coroutine yields: tells the scheduler (and the
+ * resume wrappers of coroutine.c) that this yield is a wait. */
+static const char wait_sentinel = 0;
+
+void cs_push_wait_sentinel(lua_State *L)
+{
+    lua_pushlightuserdata(L, (void *)&wait_sentinel);
+}
+
+cs_sched *cs_sched_get(lua_State *L)
+{
+    return (cs_sched *)lua_touserdata(L, lua_upvalueindex(1));
+}
+
+void cs_register(lua_State *L, int mod, const luaL_Reg *funcs)
+{
+    lua_pushvalue(L, mod);
+    lua_pushvalue(L, mod + 1);
+    cs_setfuncs(L, funcs, 1);
+    lua_pop(L, 1);
+}
+
+int cs_fail(lua_State *L, const char *msg)
+{
+    lua_pushnil(L);
+    lua_pushstring(L, msg);
+    return 2;
+}
+
+void cs_op_init(cs_op *op, cs_sched *s, void *self, cs_results_fn results)
+{
+    memset(op, 0, sizeof(*op));
+    op->s = s;
+    op->self = self;
+    op->results = results;
+    op->fd = -1;
+}
+
+void cs_queue_push(struct cs_queue *q, cs_thread *th)
+{
+    th->q_next = NULL;
+    th->q_prev = q->tail;
+    if (q->tail != NULL)
+        q->tail->q_next = th;
+    else
+        q->head = th;
+    q->tail = th;
+    th->queue = q;
+}
+
+void cs_queue_remove(cs_thread *th)
+{
+    struct cs_queue *q = th->queue;
+
+    if (q == NULL)
+        return;
+    if (th->q_prev != NULL)
+        th->q_prev->q_next = th->q_next;
+    else
+        q->head = th->q_next;
+    if (th->q_next != NULL)
+        th->q_next->q_prev = th->q_prev;
+    else
+        q->tail = th->q_prev;
+    th->q_next = th->q_prev = NULL;
+    th->queue = NULL;
+}
+
+static cs_thread *queue_pop(struct cs_queue *q)
+{
+    cs_thread *th = q->head;
+
+    if (th != NULL)
+        cs_queue_remove(th);
+    return th;
+}
+
+static void op_stop_watchers(cs_op *op)
+{
+    struct ev_loop *loop = op->s->loop;
+
+    if (loop == NULL)
+        return; /* lua_close: the loop is gone, and so are its watchers */
+    if (ev_is_active(&op->io))
+        ev_io_stop(loop, &op->io);
+    if (ev_is_active(&op->timer))
+        ev_timer_stop(loop, &op->timer);
+}
+
+static void op_on_io(EV_P_ ev_io *w, int revents)
+{
+    cs_op *op = cs_container_of(w, cs_op, io);
+
+    (void)loop;
+    (void)revents;
+    cs_op_done(op);
+}
+
+static void op_on_timeout(EV_P_ ev_timer *w, int revents)
+{
+    cs_op *op = cs_container_of(w, cs_op, timer);
+
+    (void)loop;
+    (void)revents;
+    op->err = "timeout";
+    cs_op_done(op);
+}
+
+/* C only: the wait is on its way; from now on the busy rules apply. */
+static void op_arm(cs_op *op, cs_thread *th)
+{
+    cs_sched *s = op->s;
+
+    op->thread = th;
+    op->pending = 1;
+    op->done = 0;
+    op->err = NULL;
+    th->waiting = op;
+    switch (op->kind) {
+    case CS_OP_DEFER:
+        cs_queue_push(&s->deferred, th);
+        return;
+    case CS_OP_POST:
+        op->done = 1;
+        cs_queue_push(&s->posted, th);
+        return;
+    default:
+        break;
+    }
+    if (op->events != 0) {
+        if (op->io.cb == NULL)
+            ev_init(&op->io, op_on_io);
+        ev_io_set(&op->io, op->fd, op->events);
+        ev_io_start(s->loop, &op->io);
+    }
+    if (op->timeout > 0) {
+        ev_timer_init(&op->timer, op_on_timeout, op->timeout, 0.);
+        ev_timer_start(s->loop, &op->timer);
+    }
+    if (op->on_arm != NULL)
+        op->on_arm(op);
+}
+
+void cs_op_done(cs_op *op)
+{
+    cs_thread *th = op->thread;
+
+    if (!op->pending || op->done)
+        return;
+    op_stop_watchers(op);
+    if (op->on_cancel != NULL && op->err != NULL)
+        op->on_cancel(op); /* a timeout leaves a waiters queue, say */
+    op->done = 1;
+    if (th != NULL && th != &op->s->main && th->waiting == op)
+        cs_queue_push(&op->s->ready, th);
+}
+
+void cs_op_cancel(cs_op *op)
+{
+    cs_thread *th = op->thread;
+
+    if (!op->pending)
+        return;
+    op_stop_watchers(op);
+    if (op->on_cancel != NULL && !op->done)
+        op->on_cancel(op);
+    op->pending = 0;
+    op->done = 0;
+    if (th != NULL && th->waiting == op) {
+        th->waiting = NULL;
+        cs_queue_remove(th);
+    }
+}
+
+int cs_can_yield(cs_sched *s, lua_State *L)
+{
+    return cs_isyieldable(L, s->isyieldable);
+}
+
+/* The coroutine that may wait: the running light thread itself, or the
+ * innermost coroutine it resumed through cosocket.coroutine. */
+static lua_State *chain_top(cs_sched *s)
+{
+    if (s->wrap_depth > s->wrap_base)
+        return s->wrap[s->wrap_depth - 1];
+    return s->current->co;
+}
+
+static int drive_op_done(void *arg)
+{
+    return ((cs_op *)arg)->done;
+}
+
+int cs_wait(lua_State *L, cs_op *op)
+{
+    cs_sched *s = op->s;
+
+    if (s->loop == NULL)
+        return luaL_error(L, "cosocket: the Lua state is closing");
+    if (s->current == NULL) {
+        op_arm(op, &s->main);
+        if (!cs_drive_until(L, s, drive_op_done, op)) {
+            cs_op_cancel(op);
+            return luaL_error(L, "deadlock: nothing can complete this wait");
+        }
+        op->pending = 0;
+        op->done = 0;
+        s->main.waiting = NULL;
+        return op->results != NULL ? op->results(L, op) : 0;
+    }
+    if (L != chain_top(s))
+        return luaL_error(L, "cannot wait inside a nested coroutine: "
+                             "use cosocket.coroutine");
+    if (!cs_can_yield(s, L))
+        return luaL_error(L, "attempt to yield across a C-call boundary "
+                             "(on PUC Lua 5.1 use cosocket.pcall)");
+    /* Armed by the scheduler once the yield has reached it: a yield
+     * refused on the way leaves nothing armed or busy (STYLE.md 3). */
+    s->arm = op;
+    lua_pushlightuserdata(L, (void *)&wait_sentinel);
+    if (lua_gettop(L) > 1)
+        lua_pushvalue(L, 1); /* keeps self alive while its thread waits */
+    else
+        lua_pushnil(L);
+    return cs_yield(L, 2);
+}
+
+/* Resumes th with nargs values on its stack and books what it did. */
+void cs_resume_thread(cs_sched *s, cs_thread *th, int nargs)
+{
+    cs_thread *prev = s->current;
+    int prev_base = s->wrap_base;
+    int rc, nres = 0;
+    cs_op *op;
+
+    s->current = th;
+    s->wrap_base = s->wrap_depth;
+    s->arm = NULL;
+    rc = cs_resume(th->co, s->aux, nargs, &nres);
+    s->current = prev;
+    s->wrap_base = prev_base;
+    th->initial = 0;
+    op = s->arm;
+    s->arm = NULL;
+    if (th->state != CS_TH_ALIVE)
+        return; /* killed while it ran (by a thread it spawned, say) */
+    if (rc == LUA_YIELD) {
+        if (op != NULL && nres >= 1 &&
+            lua_touserdata(th->co, -nres) == &wait_sentinel) {
+            th->nanchors = nres;
+            op_arm(op, th);
+            return;
+        }
+        /* A plain coroutine.yield() in a light thread: like sleep(0). */
+        lua_pop(th->co, nres);
+        th->nanchors = 0;
+        op = &th->op;
+        cs_op_init(op, s, th, NULL);
+        op->kind = CS_OP_DEFER;
+        op_arm(op, th);
+        return;
+    }
+    cs_thread_ended(s, th, rc == LUA_OK, nres);
+}
+
+/* Hands th the results of the operation it waited on and resumes it. */
+static void deliver(cs_sched *s, cs_thread *th)
+{
+    cs_op *op = th->waiting;
+    lua_State *co = th->co;
+    int nres = 0, i;
+
+    th->waiting = NULL;
+    if (op != NULL) {
+        op->pending = 0;
+        op->done = 0;
+        if (op->results != NULL) {
+            lua_checkstack(co, LUA_MINSTACK);
+            nres = op->results(co, op);
+        }
+    }
+    for (i = 0; i < th->nanchors; i++)
+        lua_remove(co, -(nres + 1));
+    th->nanchors = 0;
+    cs_resume_thread(s, th, nres);
+}
+
+static void run_posted(cs_sched *s)
+{
+    cs_thread *th;
+
+    while ((th = queue_pop(&s->posted)) != NULL)
+        deliver(s, th);
+}
+
+void cs_run_ready(cs_sched *s)
+{
+    cs_thread *th;
+
+    cs_timers_dispatch(s);
+    run_posted(s);
+    while ((th = queue_pop(&s->ready)) != NULL) {
+        deliver(s, th);
+        run_posted(s);
+    }
+}
+
+/* Threads that yielded with sleep(0) run again after one poll. */
+static void release_deferred(cs_sched *s)
+{
+    cs_thread *th;
+
+    while ((th = queue_pop(&s->deferred)) != NULL) {
+        th->waiting->done = 1;
+        cs_queue_push(&s->ready, th);
+    }
+}
+
+void cs_poll_once(cs_sched *s)
+{
+    cs_run_ready(s);
+    ev_run(s->loop, EVRUN_NOWAIT);
+    release_deferred(s);
+    cs_run_ready(s);
+}
+
+int cs_drive_until(lua_State *L, cs_sched *s, int (*cond)(void *), void *arg)
+{
+    (void)L;
+    ev_now_update(s->loop);
+    for (;;) {
+        int active, flags;
+
+        cs_run_ready(s);
+        if (cond(arg))
+            return 1;
+        flags = s->deferred.head != NULL ? EVRUN_NOWAIT : EVRUN_ONCE;
+        active = ev_run(s->loop, flags);
+        release_deferred(s);
+        if (cond(arg))
+            return 1;
+        if (!active && s->ready.head == NULL && s->posted.head == NULL &&
+            s->fired == NULL)
+            return 0; /* no watcher, no timer, no thread can change it */
+    }
+}
+
+void cs_push_threads(lua_State *L, cs_sched *s)
+{
+    lua_rawgeti(L, LUA_REGISTRYINDEX, s->threads_ref);
+}
+
+/* Pushes on L the error value at the top of co with co's traceback
+ * (debug.traceback as it was when the module loaded). */
+void cs_push_traceback(lua_State *L, cs_sched *s, lua_State *co)
+{
+    int top = lua_gettop(L);
+
+    lua_checkstack(co, 2);
+    lua_checkstack(L, 4);
+    lua_rawgeti(L, LUA_REGISTRYINDEX, s->traceback_ref);
+    lua_pushthread(co);
+    lua_xmove(co, L, 1);
+    lua_pushvalue(co, -1); /* the error value */
+    lua_xmove(co, L, 1);
+    if (lua_isfunction(L, -3) && lua_pcall(L, 2, 1, 0) == LUA_OK &&
+        lua_isstring(L, -1))
+        return;
+    lua_settop(L, top); /* no traceback: the plain value stands */
+    lua_pushvalue(co, -1);
+    lua_xmove(co, L, 1);
+}
+
+void cs_report_error(lua_State *co, cs_sched *s, const char *what)
+{
+    lua_State *L = s->aux;
+    int top = lua_gettop(L);
+    const char *msg;
+
+    if (lua_type(co, -1) == LUA_TSTRING || lua_type(co, -1) == LUA_TNUMBER)
+        cs_push_traceback(L, s, co);
+    else
+        lua_pushfstring(L, "(error object is a %s value)",
+                        lua_typename(co, lua_type(co, -1)));
+    msg = lua_tostring(L, -1);
+    fprintf(stderr, "cosocket: %s: %s\n", what, msg != NULL ? msg : "?");
+    fflush(stderr);
+    lua_settop(L, top);
+}

@@ -1,0 +1,168 @@
+/* cosocket.semaphore(n): ngx.semaphore's semantics (SPEC.md 10.8).
+ * Waiters are threads in a FIFO queue; their wait is an op like any other,
+ * so kill and timeouts need nothing special. */
+#include "cosocket.h"
+#include "compat.h"
+
+#define SEMA_MT "cosocket.semaphore"
+
+typedef struct cs_sema {
+    cs_sched *s;
+    lua_Integer count;
+    int nwaiters;
+    struct cs_queue waiters;
+} cs_sema;
+
+static cs_sema *sema_check(lua_State *L)
+{
+    cs_sema *sema = lua_touserdata(L, 1);
+
+    if (sema != NULL && lua_getmetatable(L, 1)) {
+        luaL_getmetatable(L, SEMA_MT);
+        if (lua_rawequal(L, -1, -2)) {
+            lua_pop(L, 2);
+            return sema;
+        }
+    }
+    luaL_error(L, "not a semaphore instance");
+    return NULL;
+}
+
+static void sema_on_arm(cs_op *op)
+{
+    cs_sema *sema = op->self;
+
+    cs_queue_push(&sema->waiters, op->thread);
+    sema->nwaiters++;
+}
+
+static void sema_on_cancel(cs_op *op)
+{
+    cs_sema *sema = op->self;
+
+    if (op->thread->queue == &sema->waiters) {
+        cs_queue_remove(op->thread);
+        sema->nwaiters--;
+    }
+}
+
+static int sema_results(lua_State *L, cs_op *op)
+{
+    /* ngx's asynchronous path returns two values either way */
+    lua_pushboolean(L, op->err == NULL);
+    if (op->err != NULL)
+        lua_pushstring(L, op->err);
+    else
+        lua_pushnil(L);
+    return 2;
+}
+
+/* Hands free resources to waiters in FIFO order; they run later. */
+static void sema_wake(cs_sema *sema)
+{
+    cs_thread *th;
+
+    while (sema->count > 0 && (th = sema->waiters.head) != NULL) {
+        cs_queue_remove(th);
+        sema->nwaiters--;
+        sema->count--;
+        cs_op_done(th->waiting);
+    }
+}
+
+static int sema_new(lua_State *L)
+{
+    cs_sched *s = cs_sched_get(L);
+    lua_Number n = lua_isnoneornil(L, 1) ? 0 : luaL_checknumber(L, 1);
+    cs_sema *sema;
+
+    if (n < 0)
+        return luaL_error(L, "no negative number");
+    sema = lua_newuserdata(L, sizeof(*sema));
+    sema->s = s;
+    sema->count = (lua_Integer)n;
+    sema->nwaiters = 0;
+    sema->waiters.head = sema->waiters.tail = NULL;
+    luaL_getmetatable(L, SEMA_MT);
+    lua_setmetatable(L, -2);
+    return 1;
+}
+
+static int sema_post(lua_State *L)
+{
+    cs_sema *sema = sema_check(L);
+    lua_Number n = lua_isnoneornil(L, 2) ? 1 : luaL_checknumber(L, 2);
+
+    if (n < 1)
+        return luaL_error(L, "positive number required");
+    sema->count += (lua_Integer)n;
+    sema_wake(sema);
+    lua_pushboolean(L, 1);
+    return 1;
+}
+
+static int sema_wait(lua_State *L)
+{
+    cs_sema *sema = sema_check(L);
+    cs_sched *s = sema->s;
+    cs_thread *me = s->current != NULL ? s->current : &s->main;
+    lua_Number timeout = luaL_checknumber(L, 2);
+
+    if (timeout < 0)
+        return luaL_error(L, "no negative number");
+    if (sema->waiters.head == NULL && sema->count > 0) {
+        sema->count--;
+        lua_pushboolean(L, 1);
+        return 1;
+    }
+    if ((long)(timeout * 1000) == 0)
+        return cs_fail(L, "timeout");
+    cs_op_init(&me->op, s, sema, sema_results);
+    me->op.timeout = (double)(long)(timeout * 1000) / 1000.0;
+    me->op.on_arm = sema_on_arm;
+    me->op.on_cancel = sema_on_cancel;
+    lua_settop(L, 1);
+    return cs_wait(L, &me->op);
+}
+
+static int sema_count(lua_State *L)
+{
+    cs_sema *sema = sema_check(L);
+
+    lua_pushinteger(L, sema->count - sema->nwaiters);
+    return 1;
+}
+
+static int sema_gc(lua_State *L)
+{
+    cs_sema *sema = lua_touserdata(L, 1);
+    cs_thread *th;
+
+    /* Only inside lua_close can waiters remain: cancel them, C only. */
+    while ((th = sema->waiters.head) != NULL) {
+        if (th->waiting != NULL)
+            cs_op_cancel(th->waiting);
+        else
+            cs_queue_remove(th);
+    }
+    return 0;
+}
+
+void cs_open_semaphore(lua_State *L, int mod)
+{
+    static const luaL_Reg methods[] = {{"post", sema_post},
+                                       {"wait", sema_wait},
+                                       {"count", sema_count},
+                                       {NULL, NULL}};
+    static const luaL_Reg funcs[] = {{"semaphore", sema_new}, {NULL, NULL}};
+
+    luaL_newmetatable(L, SEMA_MT);
+    lua_pushcfunction(L, sema_gc);
+    lua_setfield(L, -2, "__gc");
+    lua_newtable(L);
+    lua_pushvalue(L, mod + 1);
+    cs_setfuncs(L, methods, 1);
+    lua_setfield(L, -2, "__index");
+    lua_pop(L, 1);
+    cs_register(L, mod, funcs);
+}
