@@ -21,10 +21,10 @@ typedef struct config_key {
 static int valid_protocols(const char *s);
 static int valid_resolver(const char *s);
 
-#define MS(f) KEY_MS, offsetof(cs_config, f), 0, 2147483647.0
+#define MS(f)          KEY_MS, offsetof(cs_config, f), 0, 2147483647.0
 #define INT(f, lo, hi) KEY_INT, offsetof(cs_config, f), lo, hi
-#define BOOL(f) KEY_BOOL, offsetof(cs_config, f), 0, 1
-#define STR(f) KEY_STR, offsetof(cs_config, f), 0, 0
+#define BOOL(f)        KEY_BOOL, offsetof(cs_config, f), 0, 1
+#define STR(f)         KEY_STR, offsetof(cs_config, f), 0, 0
 
 static const config_key config_keys[] = {
     {"connect_timeout", MS(connect_timeout), NULL},
@@ -60,7 +60,7 @@ void cs_config_defaults(cs_config *cfg)
     cfg->max_pending_timers = 1024;
     cfg->max_running_timers = 256;
     cfg->send_lowat = 0;
-    cfg->log_level = 4; /* ngx.ERR */
+    cfg->log_level = 4;  /* ngx.ERR */
     cfg->log_errors = 0; /* (D): a library stays quiet */
     cfg->prefer_ipv6 = 0;
     cfg->trusted_ref = cfg->protocols_ref = LUA_NOREF;

@@ -37,8 +37,8 @@ enum { CS_OP_PLAIN = 0, CS_OP_DEFER, CS_OP_POST };
  * It lives inside the object that owns it (socket, thread, semaphore), so
  * waiting allocates nothing. */
 struct cs_op {
-    ev_io io;          /* armed when events != 0 */
-    ev_timer timer;    /* armed when timeout > 0 */
+    ev_io io;       /* armed when events != 0 */
+    ev_timer timer; /* armed when timeout > 0 */
     cs_sched *s;
     cs_thread *thread; /* who waits: a light thread, or &s->main */
     cs_results_fn results;
@@ -118,16 +118,16 @@ struct cs_sched {
     cs_handler main_handler;
     cs_thread *current; /* running light thread, NULL when none */
     struct cs_queue ready, deferred, posted;
-    cs_op *arm;              /* op of the wait whose yield is on its way */
-    cs_thread *spawn_request; /* child a yielding spawn asks to start */
-    cs_handler *handlers;    /* every live handler but main */
-    cs_timer *timers;        /* every timer not yet freed */
+    cs_op *arm;                   /* op of the wait whose yield is on its way */
+    cs_thread *spawn_request;     /* child a yielding spawn asks to start */
+    cs_handler *handlers;         /* every live handler but main */
+    cs_timer *timers;             /* every timer not yet freed */
     cs_timer *fired, *fired_tail; /* fired, callbacks not yet started */
-    cs_op *shutdown_op;      /* a light thread waiting in shutdown() */
+    cs_op *shutdown_op;           /* a light thread waiting in shutdown() */
     void (*on_shutdown)(cs_sched *s); /* closes idle pooled connections */
-    int premature_running;   /* premature callbacks not yet done */
+    int premature_running;            /* premature callbacks not yet done */
     int threads_ref, traceback_ref, traced_ref;
-    int nthreads;      /* live light threads, all handlers */
+    int nthreads; /* live light threads, all handlers */
     int pending_timers, oneshot_timers, running_timers, dropped_timers;
     int dropped_reported, exiting;
     int (*isyieldable)(lua_State *); /* LuaJIT's, looked up at load */
@@ -137,16 +137,18 @@ struct cs_sched {
 };
 
 /* sched.c */
-cs_sched *cs_sched_get(lua_State *L);          /* upvalue 1 */
+cs_sched *cs_sched_get(lua_State *L); /* upvalue 1 */
 /* Sets funcs into the table at mod, each with the scheduler (at mod + 1)
  * as upvalue 1: the cs_open_* functions all take (L, mod). */
 void cs_register(lua_State *L, int mod, const luaL_Reg *funcs);
-int cs_fail(lua_State *L, const char *msg);    /* nil, msg */
+int cs_fail(lua_State *L, const char *msg); /* nil, msg */
 void cs_push_wait_sentinel(lua_State *L);
+/* Whole milliseconds as op->timeout seconds; 0 (no timer) when too big. */
+double cs_ms_to_seconds(lua_Number ms);
 void cs_op_init(cs_op *op, cs_sched *s, void *self, cs_results_fn results);
-int cs_wait(lua_State *L, cs_op *op);          /* may raise; returns at once */
-void cs_op_done(cs_op *op);                    /* C only, from callbacks */
-void cs_op_cancel(cs_op *op);                  /* C only */
+int cs_wait(lua_State *L, cs_op *op); /* may raise; returns at once */
+void cs_op_done(cs_op *op);           /* C only, from callbacks */
+void cs_op_cancel(cs_op *op);         /* C only */
 int cs_can_yield(cs_sched *s, lua_State *L);
 void cs_resume_thread(cs_sched *s, cs_thread *th, int nargs);
 void cs_queue_push(struct cs_queue *q, cs_thread *th);
@@ -160,10 +162,10 @@ void cs_push_traceback(lua_State *L, cs_sched *s, lua_State *co);
 
 /* thread.c */
 cs_thread *cs_thread_new(lua_State *L, cs_sched *s, cs_handler *h,
-                         int nargs);          /* may raise */
+                         int nargs); /* may raise */
 void cs_thread_ended(cs_sched *s, cs_thread *th, int ok, int nres);
 void cs_thread_kill(cs_thread *th);
-cs_handler *cs_handler_new(cs_sched *s);      /* NULL: no memory */
+cs_handler *cs_handler_new(cs_sched *s); /* NULL: no memory */
 void cs_handler_unref(cs_handler *h);
 void cs_handler_check(cs_handler *h);
 void cs_start_thread(cs_sched *s, cs_thread *th);

@@ -37,6 +37,13 @@ int cs_fail(lua_State *L, const char *msg)
     return 2;
 }
 
+double cs_ms_to_seconds(lua_Number ms)
+{
+    if (!(ms < 9007199254740992.0)) /* inf, NaN, beyond exact integers */
+        return 0;
+    return (double)(long long)ms / 1000.0;
+}
+
 void cs_op_init(cs_op *op, cs_sched *s, void *self, cs_results_fn results)
 {
     memset(op, 0, sizeof(*op));
@@ -228,7 +235,7 @@ int cs_wait(lua_State *L, cs_op *op)
      * refused on the way leaves nothing armed or busy (STYLE.md 3). */
     s->arm = op;
     lua_pushlightuserdata(L, (void *)&wait_sentinel);
-    if (lua_gettop(L) > 1)
+    if (lua_gettop(L) > 1)   /* index 1 exists: not only the sentinel */
         lua_pushvalue(L, 1); /* keeps self alive while its thread waits */
     else
         lua_pushnil(L);

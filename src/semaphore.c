@@ -115,10 +115,10 @@ static int sema_wait(lua_State *L)
         lua_pushboolean(L, 1);
         return 1;
     }
-    if ((long)(timeout * 1000) == 0)
+    if (timeout < 0.001)
         return cs_fail(L, "timeout");
     cs_op_init(&me->op, s, sema, sema_results);
-    me->op.timeout = (double)(long)(timeout * 1000) / 1000.0;
+    me->op.timeout = cs_ms_to_seconds(timeout * 1000); /* 0: forever */
     me->op.on_arm = sema_on_arm;
     me->op.on_cancel = sema_on_cancel;
     lua_settop(L, 1);

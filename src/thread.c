@@ -219,8 +219,9 @@ void cs_thread_ended(cs_sched *s, cs_thread *th, int ok, int nres)
     handler_unlink(th);
     children_detach(th);
     if (!ok && (!is_entry || h->is_timer))
-        cs_report_error(th->co, s, is_entry ? "timer callback aborted"
-                                            : "light thread aborted");
+        cs_report_error(th->co, s,
+                        is_entry ? "timer callback aborted"
+                                 : "light thread aborted");
     if (th->waiter != NULL && th->waiter->pending && !th->waiter->done) {
         th->waiter->aux = th; /* keeps co anchored until it is reaped */
         cs_op_done(th->waiter);
@@ -309,12 +310,11 @@ static int thread_spawn(lua_State *L)
     if (!cs_is_lua_function(L, 1))
         return luaL_argerror(L, 1, "Lua function expected");
     th = cs_thread_new(L, s, h, lua_gettop(L) - 1);
-    if (cur != NULL && cur->initial && chain_is(s, L) &&
-        cs_can_yield(s, L)) {
+    if (cur != NULL && cur->initial && chain_is(s, L) && cs_can_yield(s, L)) {
         /* The spawner is itself in its first run: it is posted and the
          * one that started it starts the child (ngx's order). */
         s->spawn_request = th;
-        lua_replace(L, 1);
+        lua_insert(L, 1); /* the child: the anchor its results push */
         lua_settop(L, 1);
         cs_op_init(&cur->op, s, cur, spawn_results);
         cur->op.kind = CS_OP_POST;

@@ -15,7 +15,7 @@ struct cs_timer {
     cs_handler *from; /* creator of a one-shot timer: it waits for it */
     int fn_ref;       /* { f, args... } */
     int nargs;
-    int fires;        /* firings not yet dispatched */
+    int fires; /* firings not yet dispatched */
     unsigned char every, queued, premature, stopped;
     cs_timer *next, *prev; /* s->timers: every timer not yet freed */
     cs_timer *fired_next;  /* s->fired: waiting for dispatch */
@@ -46,8 +46,7 @@ static int timer_sleep(lua_State *L)
     lua_Number ms;
 
     if (n != 1)
-        return luaL_error(L, "attempt to pass %d arguments, but accepted 1",
-                          n);
+        return luaL_error(L, "attempt to pass %d arguments, but accepted 1", n);
     ms = luaL_checknumber(L, 1) * 1000;
     if (ms < 0)
         return luaL_error(L, "invalid sleep duration \"%d\"", (int)ms);
@@ -59,7 +58,7 @@ static int timer_sleep(lua_State *L)
     if (ms < 1)
         me->op.kind = CS_OP_DEFER;
     else
-        me->op.timeout = (double)(long)ms / 1000.0;
+        me->op.timeout = cs_ms_to_seconds(ms);
     lua_settop(L, 0);
     return cs_wait(L, &me->op);
 }
@@ -319,14 +318,11 @@ void cs_timers_free(cs_sched *s)
 
 void cs_open_timer(lua_State *L, int mod)
 {
-    static const luaL_Reg funcs[] = {{"now", timer_now_lua},
-                                     {"update_time", timer_update_time},
-                                     {"sleep", timer_sleep},
-                                     {"timer", timer_at},
-                                     {"every", timer_every},
-                                     {"timer_counts", timer_counts},
-                                     {"shutdown", timer_shutdown},
-                                     {NULL, NULL}};
+    static const luaL_Reg funcs[] = {
+        {"now", timer_now_lua},       {"update_time", timer_update_time},
+        {"sleep", timer_sleep},       {"timer", timer_at},
+        {"every", timer_every},       {"timer_counts", timer_counts},
+        {"shutdown", timer_shutdown}, {NULL, NULL}};
 
     cs_register(L, mod, funcs);
 }
