@@ -255,6 +255,8 @@ static int config_configure(lua_State *L)
             lua_pop(L, 1);
         }
     }
+    if (lua_istable(L, 1))
+        s->cfg_gen++; /* the resolver remakes its channel */
     lua_newtable(L);
     for (k = config_keys; k->name != NULL; k++) {
         config_push(L, &s->cfg, k);

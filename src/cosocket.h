@@ -22,6 +22,8 @@ typedef struct cs_handler cs_handler;
 typedef struct cs_op cs_op;
 typedef struct cs_config cs_config;
 typedef struct cs_timer cs_timer;
+typedef struct cs_resolver cs_resolver;
+typedef struct cs_owned cs_owned;
 
 /* Pushes the results of a finished operation on L and returns their count.
  * Never raises: it runs between two resumes, outside any protected call. */
@@ -43,8 +45,9 @@ struct cs_op {
     cs_thread *thread; /* who waits: a light thread, or &s->main */
     cs_results_fn results;
     cs_arm_fn on_arm;
-    cs_cancel_fn on_cancel;
-    void *self;      /* the object the operation belongs to */
+    cs_cancel_fn on_cancel;  /* kill or close: undo what arming did */
+    cs_cancel_fn on_timeout; /* before completing with "timeout" */
+    void *self;              /* the object the operation belongs to */
     void *aux;       /* operation-specific (the thread that ended, ...) */
     const char *err; /* outcome recorded by callbacks, NULL for success */
     double timeout;  /* seconds; <= 0 means no timer */
@@ -80,6 +83,13 @@ struct cs_thread {
     unsigned char linked;       /* in its parent's list of children */
 };
 
+/* Something a handler closes when it ends (its sockets, DECISIONS.md 2). */
+struct cs_owned {
+    cs_owned *next, *prev;
+    cs_handler *handler;
+    void (*close)(cs_owned *o); /* C only; unlinks first */
+};
+
 /* A handler: main, each run(f), each timer callback (DECISIONS.md 2). */
 struct cs_handler {
     cs_sched *s;
@@ -91,6 +101,7 @@ struct cs_handler {
     int refs;         /* threads + timers + waiter: frees it at zero */
     cs_op *waiter;    /* a run() waiting for it */
     cs_handler *from; /* handler of the timer that created it */
+    cs_owned *owned;  /* closed when it ends (main: never) */
     cs_handler *next, *prev;
     unsigned char done, failed, is_timer, premature;
 };
@@ -132,6 +143,15 @@ struct cs_sched {
     int dropped_reported, exiting;
     int (*isyieldable)(lua_State *); /* LuaJIT's, looked up at load */
     cs_config cfg;
+    unsigned cfg_gen;      /* bumped by configure: the resolver rereads */
+    cs_resolver *resolver; /* created at the first lookup */
+    struct cs_buffer_cache *buffers; /* emptied receive buffers */
+    int buffers_ref;
+    struct iovec *iov; /* scratch of one send call */
+    unsigned char *iov_isnum;
+    int iovcap;
+    char *nums; /* the send call's numbers as text */
+    size_t nums_cap;
     int wrap_depth, wrap_base;
     lua_State *wrap[CS_MAX_NESTING]; /* coroutines resumed by our resume */
 };
@@ -149,6 +169,10 @@ void cs_op_init(cs_op *op, cs_sched *s, void *self, cs_results_fn results);
 int cs_wait(lua_State *L, cs_op *op); /* may raise; returns at once */
 void cs_op_done(cs_op *op);           /* C only, from callbacks */
 void cs_op_cancel(cs_op *op);         /* C only */
+/* From callbacks of an armed op: watch another fd, or restart the timer
+ * (inactivity timeouts, a new phase). C only. */
+void cs_op_watch(cs_op *op, int fd, int events);
+void cs_op_retime(cs_op *op, double seconds);
 int cs_can_yield(cs_sched *s, lua_State *L);
 void cs_resume_thread(cs_sched *s, cs_thread *th, int nargs);
 void cs_queue_push(struct cs_queue *q, cs_thread *th);
@@ -159,6 +183,9 @@ int cs_drive_until(lua_State *L, cs_sched *s, int (*cond)(void *), void *arg);
 void cs_push_threads(lua_State *L, cs_sched *s);
 void cs_report_error(lua_State *co, cs_sched *s, const char *what);
 void cs_push_traceback(lua_State *L, cs_sched *s, lua_State *co);
+
+void cs_own(cs_handler *h, cs_owned *o); /* h owns o from now on */
+void cs_disown(cs_owned *o);
 
 /* thread.c */
 cs_thread *cs_thread_new(lua_State *L, cs_sched *s, cs_handler *h,
@@ -184,6 +211,9 @@ void cs_open_coroutine(lua_State *L, int mod);
 
 /* module.c */
 CS_EXPORT int luaopen_cosocket(lua_State *L);
+
+/* tcp.c */
+void cs_open_tcp(lua_State *L, int mod);
 
 /* config.c */
 void cs_config_defaults(cs_config *cfg);

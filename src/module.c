@@ -6,6 +6,8 @@
 
 #include "cosocket.h"
 #include "compat.h"
+#include "buffer.h"
+#include "resolver.h"
 
 #define SCHED_MT "cosocket.sched"
 
@@ -18,6 +20,8 @@ static void handlers_free(cs_sched *s)
 
     for (; h != NULL; h = next) {
         next = h->next;
+        while (h->owned != NULL)
+            cs_disown(h->owned); /* the objects are finalized on their own */
         free(h);
     }
     s->handlers = NULL;
@@ -33,9 +37,17 @@ static int sched_gc(lua_State *L)
         return 0;
     s->aux = NULL; /* no registry work: the state is going away */
     cs_timers_free(s);
+    cs_resolver_free(s);
     handlers_free(s);
     ev_loop_destroy(s->loop);
     s->loop = NULL;
+    cs_buffer_cache_free(s->buffers);
+    free(s->iov);
+    free(s->iov_isnum);
+    free(s->nums);
+    s->iov = NULL;
+    s->iov_isnum = NULL;
+    s->nums = NULL;
     return 0;
 }
 
@@ -70,6 +82,9 @@ static cs_sched *sched_new(lua_State *L)
     s->traced_ref = luaL_ref(L, LUA_REGISTRYINDEX);
     s->isyieldable = cs_find_isyieldable();
     cs_config_defaults(&s->cfg);
+    s->buffers = lua_newuserdata(L, sizeof(*s->buffers));
+    memset(s->buffers, 0, sizeof(*s->buffers));
+    s->buffers_ref = luaL_ref(L, LUA_REGISTRYINDEX);
     s->main.s = s;
     s->main.handler = &s->main_handler;
     s->main_handler.s = s;
@@ -94,6 +109,7 @@ CS_EXPORT int luaopen_cosocket(lua_State *L)
     cs_open_semaphore(L, mod);
     cs_open_coroutine(L, mod);
     cs_open_config(L, mod);
+    cs_open_tcp(L, mod);
     lua_pushliteral(L, "cosocket scm");
     lua_setfield(L, mod, "_VERSION");
     lua_pushlightuserdata(L, (void *)&module_key);

@@ -120,6 +120,8 @@ static void op_on_timeout(EV_P_ ev_timer *w, int revents)
     (void)loop;
     (void)revents;
     op->err = "timeout";
+    if (op->on_timeout != NULL)
+        op->on_timeout(op); /* a waiters queue to leave, a better text */
     cs_op_done(op);
 }
 
@@ -165,8 +167,6 @@ void cs_op_done(cs_op *op)
     if (!op->pending || op->done)
         return;
     op_stop_watchers(op);
-    if (op->on_cancel != NULL && op->err != NULL)
-        op->on_cancel(op); /* a timeout leaves a waiters queue, say */
     op->done = 1;
     if (th != NULL && th != &op->s->main && th->waiting == op)
         cs_queue_push(&op->s->ready, th);
@@ -187,6 +187,35 @@ void cs_op_cancel(cs_op *op)
         th->waiting = NULL;
         cs_queue_remove(th);
     }
+}
+
+void cs_op_watch(cs_op *op, int fd, int events)
+{
+    struct ev_loop *loop = op->s->loop;
+
+    if (ev_is_active(&op->io))
+        ev_io_stop(loop, &op->io);
+    op->fd = fd;
+    op->events = events;
+    if (events == 0)
+        return;
+    if (op->io.cb == NULL)
+        ev_init(&op->io, op_on_io);
+    ev_io_set(&op->io, fd, events);
+    ev_io_start(loop, &op->io);
+}
+
+void cs_op_retime(cs_op *op, double seconds)
+{
+    struct ev_loop *loop = op->s->loop;
+
+    op->timeout = seconds;
+    if (ev_is_active(&op->timer))
+        ev_timer_stop(loop, &op->timer);
+    if (seconds <= 0)
+        return;
+    ev_timer_init(&op->timer, op_on_timeout, seconds, 0.);
+    ev_timer_start(loop, &op->timer);
 }
 
 int cs_can_yield(cs_sched *s, lua_State *L)

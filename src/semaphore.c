@@ -121,6 +121,7 @@ static int sema_wait(lua_State *L)
     me->op.timeout = cs_ms_to_seconds(timeout * 1000); /* 0: forever */
     me->op.on_arm = sema_on_arm;
     me->op.on_cancel = sema_on_cancel;
+    me->op.on_timeout = sema_on_cancel;
     lua_settop(L, 1);
     return cs_wait(L, &me->op);
 }

@@ -55,6 +55,42 @@ static void handler_abort(cs_handler *h)
         cs_thread_kill(h->threads);
 }
 
+void cs_own(cs_handler *h, cs_owned *o)
+{
+    cs_disown(o);
+    o->handler = h;
+    o->prev = NULL;
+    o->next = h->owned;
+    if (h->owned != NULL)
+        h->owned->prev = o;
+    h->owned = o;
+}
+
+void cs_disown(cs_owned *o)
+{
+    cs_handler *h = o->handler;
+
+    if (h == NULL)
+        return;
+    if (o->prev != NULL)
+        o->prev->next = o->next;
+    else
+        h->owned = o->next;
+    if (o->next != NULL)
+        o->next->prev = o->prev;
+    o->next = o->prev = NULL;
+    o->handler = NULL;
+}
+
+static void handler_close_owned(cs_handler *h)
+{
+    while (h->owned != NULL) {
+        cs_owned *o = h->owned;
+        cs_disown(o);
+        o->close(o);
+    }
+}
+
 /* Ends h when its entry, its light threads and its timers are done. */
 void cs_handler_check(cs_handler *h)
 {
@@ -67,6 +103,7 @@ void cs_handler_check(cs_handler *h)
         return;
     h->done = 1;
     h->ntimers = 0;
+    handler_close_owned(h);
     if (h->waiter != NULL)
         cs_op_done(h->waiter);
     if (h->is_timer)

@@ -1,0 +1,876 @@
+/* cosocket.tcp(): the object, connect (SPEC.md 2), close, timeouts and
+ * socket options (SPEC.md 7).  Reads and writes are in tcp_io.c. */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "tcp.h"
+#include "compat.h"
+#include "resolver.h"
+
+#define TCP_MT       "cosocket.tcp"       /* the socket table's metatable */
+#define TCP_STATE_MT "cosocket.tcp.state" /* slot 1's userdata */
+
+void cs_push_errno(lua_State *L, int err)
+{
+    char buf[128];
+    const char *msg = err != 0 ? strerror(err) : "error";
+    size_t i, n = strlen(msg);
+
+    if (n >= sizeof(buf))
+        n = sizeof(buf) - 1;
+    for (i = 0; i < n; i++) /* lower case, as ngx_lua (LuaSocket's way) */
+        buf[i] = (char)(msg[i] >= 'A' && msg[i] <= 'Z' ? msg[i] + 32 : msg[i]);
+    lua_pushlstring(L, buf, n);
+}
+
+double cs_tcp_timeout(cs_tcp *t, int ms, double dflt_ms)
+{
+    (void)t;
+    return cs_ms_to_seconds(ms > 0 ? ms : dflt_ms);
+}
+
+cs_tcp *cs_tcp_self(lua_State *L)
+{
+    cs_tcp *t;
+
+    luaL_checktype(L, 1, LUA_TTABLE);
+    lua_rawgeti(L, 1, 1);
+    t = lua_touserdata(L, -1);
+    if (t != NULL &&
+        (cs_rawlen(L, -1) != sizeof(*t) || t->magic != CS_TCP_MAGIC))
+        t = NULL; /* someone else's userdata in slot 1 */
+    lua_pop(L, 1);
+    return t;
+}
+
+/* Ends the connection: pending operations complete with "closed" (a
+ * thread blocked in them resumes), the buffer goes back. C only. */
+void cs_tcp_close_fd(cs_tcp *t)
+{
+    cs_op *ops[3];
+    int i;
+
+    ops[0] = &t->conn;
+    ops[1] = &t->rd;
+    ops[2] = &t->wr;
+    for (i = 0; i < 3; i++) {
+        if (ops[i]->pending && !ops[i]->done) {
+            ops[i]->err = "closed";
+            cs_op_done(ops[i]);
+        }
+    }
+    if (t->fd >= 0)
+        close(t->fd);
+    t->fd = -1;
+    t->connected = 0;
+    t->read_closed = t->write_closed = 1;
+    t->eof = 0;
+    t->may_read = 0;
+    cs_buffer_release(&t->buf, t->s->loop != NULL ? t->s->buffers : NULL);
+    cs_lookup_drop(t->lookup);
+    t->lookup = NULL;
+    free(t->host);
+    t->host = NULL;
+    free(t->pending);
+    t->pending = NULL;
+    cs_disown(&t->owned);
+}
+
+/* A thread blocked in one of its operations was killed: the whole
+ * connection goes (SPEC.md 10.4). */
+static void tcp_on_cancel(cs_op *op)
+{
+    cs_tcp *t = op->self;
+
+    op->pending = 0; /* this one is cancelled, not completed */
+    cs_tcp_close_fd(t);
+}
+
+static void tcp_owned_close(cs_owned *o)
+{
+    cs_tcp_close_fd(cs_container_of(o, cs_tcp, owned));
+}
+
+static int tcp_state_gc(lua_State *L)
+{
+    cs_tcp *t = lua_touserdata(L, 1);
+    int i;
+    cs_op *ops[3];
+
+    ops[0] = &t->conn;
+    ops[1] = &t->rd;
+    ops[2] = &t->wr;
+    /* pending only inside lua_close: cancel, C only, nothing resumed */
+    for (i = 0; i < 3; i++)
+        if (ops[i]->pending) {
+            ops[i]->on_cancel = NULL;
+            cs_op_cancel(ops[i]);
+        }
+    cs_tcp_close_fd(t);
+    free(t->bind_addr);
+    t->bind_addr = NULL;
+    return 0;
+}
+
+static cs_tcp *tcp_new_state(lua_State *L, cs_sched *s)
+{
+    cs_tcp *t = lua_newuserdata(L, sizeof(*t));
+
+    memset(t, 0, sizeof(*t));
+    t->magic = CS_TCP_MAGIC;
+    t->s = s;
+    t->fd = -1;
+    t->read_closed = t->write_closed = 1;
+    t->owned.close = tcp_owned_close;
+    cs_op_init(&t->conn, s, t, NULL);
+    cs_op_init(&t->wr, s, t, NULL);
+    cs_tcp_io_init(t);
+    t->conn.on_cancel = t->rd.on_cancel = t->wr.on_cancel = tcp_on_cancel;
+    luaL_getmetatable(L, TCP_STATE_MT);
+    lua_setmetatable(L, -2);
+    return t;
+}
+
+static int tcp_new(lua_State *L)
+{
+    cs_sched *s = cs_sched_get(L);
+    int n = lua_gettop(L);
+
+    if (n != 0)
+        return luaL_error(L, "expecting zero arguments, but got %d", n);
+    lua_createtable(L, 5, 0);
+    tcp_new_state(L, s);
+    lua_rawseti(L, -2, 1);
+    luaL_getmetatable(L, TCP_MT);
+    lua_setmetatable(L, -2);
+    return 1;
+}
+
+/* ---- connect ----------------------------------------------------------- */
+
+static const char *tcp_busy(cs_tcp *t, int reading, int writing)
+{
+    if (t->conn.pending)
+        return "socket busy connecting";
+    if (reading && t->rd.pending)
+        return "socket busy reading";
+    if (writing && t->wr.pending)
+        return "socket busy writing";
+    return NULL;
+}
+
+static int tcp_connect_results(lua_State *L, cs_op *op)
+{
+    cs_tcp *t = op->self;
+    struct cs_lookup *lk = t->lookup;
+
+    if (op->err == NULL && t->conn_errno == 0 &&
+        (lk == NULL || lk->code == 0)) {
+        cs_lookup_drop(lk);
+        t->lookup = NULL;
+        free(t->host);
+        t->host = NULL;
+        t->connected = 1;
+        t->read_closed = t->write_closed = 0;
+        lua_pushinteger(L, 1);
+        return 1;
+    }
+    lua_pushnil(L);
+    if (lk != NULL && lk->code != 0)
+        lua_pushfstring(L, "%s could not be resolved (%d: %s)", t->host,
+                        lk->code, lk->text);
+    else if (op->err != NULL)
+        lua_pushstring(L, op->err);
+    else
+        cs_push_errno(L, t->conn_errno);
+    cs_tcp_close_fd(t); /* every connect failure closes (SPEC.md 2.5) */
+    return 2;
+}
+
+/* errors after which the next address is worth a try (DECISIONS.md 6) */
+static int tcp_try_next(int err)
+{
+    return err == ECONNREFUSED || err == ENETUNREACH || err == EHOSTUNREACH ||
+           err == EADDRNOTAVAIL || err == EAFNOSUPPORT || err == ETIMEDOUT;
+}
+
+enum { CONN_OK, CONN_AGAIN, CONN_FAIL };
+
+/* Starts connecting to the next address; t->fd is the socket then. */
+static int tcp_connect_next(cs_tcp *t)
+{
+    struct cs_lookup *lk = t->lookup;
+
+    while (t->next_addr < lk->naddrs) {
+        int i = t->next_addr++;
+        struct sockaddr *sa = (struct sockaddr *)&lk->addrs[i];
+        int fd = socket(sa->sa_family,
+                        SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+
+        if (fd < 0) {
+            t->conn_errno = errno;
+            return CONN_FAIL;
+        }
+        if (t->bind_addr != NULL &&
+            bind(fd, (struct sockaddr *)t->bind_addr, t->bind_len) != 0) {
+            t->conn_errno = errno;
+            close(fd);
+            return CONN_FAIL;
+        }
+        t->fd = fd;
+        if (connect(fd, sa, lk->lens[i]) == 0) {
+            t->conn_errno = 0;
+            return CONN_OK;
+        }
+        if (errno == EINPROGRESS)
+            return CONN_AGAIN;
+        t->conn_errno = errno;
+        close(fd);
+        t->fd = -1;
+        if (!tcp_try_next(t->conn_errno))
+            return CONN_FAIL;
+    }
+    if (t->conn_errno == 0)
+        t->conn_errno = ECONNREFUSED;
+    return CONN_FAIL;
+}
+
+/* The connect op is armed: go on with the addresses (C only). */
+static void tcp_connect_continue(cs_tcp *t, int first)
+{
+    cs_op *op = &t->conn;
+    int rc = tcp_connect_next(t);
+
+    if (rc == CONN_AGAIN) {
+        cs_op_watch(op, t->fd, EV_WRITE);
+        if (first) /* the connect deadline starts after the lookup */
+            cs_op_retime(op, cs_tcp_timeout(t, t->connect_ms,
+                                            t->s->cfg.connect_timeout));
+        return;
+    }
+    cs_op_done(op);
+}
+
+static void tcp_on_connected(EV_P_ ev_io *w, int revents)
+{
+    cs_op *op = cs_container_of(w, cs_op, io);
+    cs_tcp *t = op->self;
+    int err = 0;
+    socklen_t len = sizeof(err);
+
+    (void)loop;
+    (void)revents;
+    if (getsockopt(t->fd, SOL_SOCKET, SO_ERROR, &err, &len) != 0)
+        err = errno;
+    if (err == 0) {
+        t->conn_errno = 0;
+        cs_op_done(op);
+        return;
+    }
+    t->conn_errno = err;
+    close(t->fd);
+    t->fd = -1;
+    if (!tcp_try_next(err) || t->next_addr >= t->lookup->naddrs) {
+        cs_op_done(op);
+        return;
+    }
+    tcp_connect_continue(t, 0); /* same deadline for every address */
+}
+
+static void lookup_set_port(cs_lookup *lk, int port);
+
+static void tcp_on_resolved(cs_lookup *lk)
+{
+    cs_tcp *t = lk->data;
+
+    if (lk->code != 0) {
+        cs_op_done(&t->conn);
+        return;
+    }
+    lookup_set_port(lk, t->conn_port);
+    tcp_connect_continue(t, 1);
+}
+
+static void tcp_on_conn_timeout(cs_op *op)
+{
+    cs_tcp *t = op->self;
+    cs_lookup *lk = t->lookup;
+
+    if (lk != NULL && !lk->finished) { /* still resolving */
+        cs_lookup *failed = calloc(1, sizeof(*failed));
+        cs_lookup_drop(lk);
+        t->lookup = failed;
+        if (failed == NULL) {
+            op->err = "no memory";
+            return;
+        }
+        failed->finished = 1;
+        failed->code = 110;
+        failed->text = "Operation timed out";
+    }
+}
+
+static cs_lookup *lookup_literal(void)
+{
+    cs_lookup *lk = calloc(1, sizeof(*lk));
+
+    if (lk != NULL)
+        lk->finished = 1;
+    return lk;
+}
+
+static void lookup_add(cs_lookup *lk, int family, const void *addr, int port)
+{
+    struct sockaddr_storage *ss = &lk->addrs[lk->naddrs];
+
+    memset(ss, 0, sizeof(*ss));
+    if (family == AF_INET) {
+        struct sockaddr_in *sin = (struct sockaddr_in *)ss;
+        sin->sin_family = AF_INET;
+        sin->sin_port = htons((unsigned short)port);
+        memcpy(&sin->sin_addr, addr, 4);
+        lk->lens[lk->naddrs++] = sizeof(*sin);
+    } else {
+        struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)ss;
+        sin6->sin6_family = AF_INET6;
+        sin6->sin6_port = htons((unsigned short)port);
+        memcpy(&sin6->sin6_addr, addr, 16);
+        lk->lens[lk->naddrs++] = sizeof(*sin6);
+    }
+}
+
+static void lookup_set_port(cs_lookup *lk, int port)
+{
+    int i;
+
+    for (i = 0; i < lk->naddrs; i++) {
+        struct sockaddr *sa = (struct sockaddr *)&lk->addrs[i];
+        if (sa->sa_family == AF_INET)
+            ((struct sockaddr_in *)sa)->sin_port = htons((unsigned short)port);
+        else if (sa->sa_family == AF_INET6)
+            ((struct sockaddr_in6 *)sa)->sin6_port =
+                htons((unsigned short)port);
+    }
+}
+
+static int is_localhost(const char *h, size_t len)
+{
+    static const char suffix[] = ".localhost";
+    size_t sl = sizeof(suffix) - 1;
+
+    if (len == 9 && strncasecmp(h, "localhost", 9) == 0)
+        return 1;
+    return len > sl && strncasecmp(h + len - sl, suffix, sl) == 0;
+}
+
+/* nginx's URL parser for "host", "host:port", "[v6]" and "[v6]:port".
+ * Returns NULL and sets host, hlen and port, or nginx's error reason. */
+static const char *parse_host(const char *url, size_t len, const char **host,
+                              size_t *hlen, int *port)
+{
+    const char *last = url + len, *colon;
+
+    if (len > 0 && url[0] == '[') {
+        const char *end = memchr(url, ']', len);
+        if (end == NULL)
+            return "invalid host";
+        *host = url + 1;
+        *hlen = (size_t)(end - url - 1);
+        if (end + 1 == last)
+            return NULL;
+        if (end[1] != ':')
+            return "invalid host";
+        colon = end + 1;
+    } else {
+        colon = memchr(url, ':', len);
+        *host = url;
+        *hlen = colon != NULL ? (size_t)(colon - url) : len;
+        if (colon == NULL)
+            return *hlen == 0 ? "no host" : NULL;
+    }
+    {
+        const char *p = colon + 1;
+        long n = 0;
+        if (p == last)
+            return "invalid port";
+        for (; p < last; p++) {
+            if (*p < '0' || *p > '9' || n > 65535)
+                return "invalid port";
+            n = n * 10 + (*p - '0');
+        }
+        if (n < 1 || n > 65535)
+            return "invalid port";
+        *port = (int)n;
+    }
+    return *hlen == 0 ? "no host" : NULL;
+}
+
+/* Fills t->lookup for a host; 0 with an error message pushed. */
+static int tcp_resolve(lua_State *L, cs_tcp *t, const char *url, size_t len,
+                       int port)
+{
+    const char *host, *why;
+    size_t hlen;
+    char name[256];
+    unsigned char addr[16];
+    cs_lookup *lk;
+
+    why = parse_host(url, len, &host, &hlen, &port);
+    if (why != NULL || hlen >= sizeof(name)) {
+        lua_pushfstring(L, "failed to parse host name \"%s\": %s", url,
+                        why != NULL ? why : "host name too long");
+        return 0;
+    }
+    memcpy(name, host, hlen);
+    name[hlen] = '\0';
+    if (inet_pton(AF_INET, name, addr) == 1 ||
+        inet_pton(AF_INET6, name, addr) == 1 || is_localhost(name, hlen)) {
+        lk = lookup_literal();
+        if (lk == NULL) {
+            lua_pushliteral(L, "no memory");
+            return 0;
+        }
+        if (inet_pton(AF_INET, name, addr) == 1) {
+            lookup_add(lk, AF_INET, addr, port);
+        } else if (inet_pton(AF_INET6, name, addr) == 1) {
+            lookup_add(lk, AF_INET6, addr, port);
+        } else { /* localhost never reaches DNS (DECISIONS.md 6) */
+            static const unsigned char v4[4] = {127, 0, 0, 1};
+            static const unsigned char v6[16] = {0, 0, 0, 0, 0, 0, 0, 0,
+                                                 0, 0, 0, 0, 0, 0, 0, 1};
+            int v6first = t->s->cfg.prefer_ipv6;
+            lookup_add(lk, v6first ? AF_INET6 : AF_INET, v6first ? v6 : v4,
+                       port);
+            lookup_add(lk, v6first ? AF_INET : AF_INET6, v6first ? v4 : v6,
+                       port);
+        }
+        t->lookup = lk;
+        return 1;
+    }
+    t->host = malloc(hlen + 1);
+    if (t->host == NULL) {
+        lua_pushliteral(L, "no memory");
+        return 0;
+    }
+    memcpy(t->host, name, hlen + 1);
+    t->lookup = cs_resolve(t->s, name, tcp_on_resolved, t);
+    if (t->lookup == NULL) {
+        lua_pushliteral(L, "failed to start the resolver");
+        return 0;
+    }
+    t->conn_port = port;
+    if (t->lookup->finished && t->lookup->code == 0)
+        lookup_set_port(t->lookup, port);
+    return 1;
+}
+
+static int tcp_unix_lookup(lua_State *L, cs_tcp *t, const char *path)
+{
+    cs_lookup *lk = lookup_literal();
+    struct sockaddr_un *sun;
+    size_t len = strlen(path);
+
+    if (lk == NULL) {
+        lua_pushliteral(L, "no memory");
+        return 0;
+    }
+    sun = (struct sockaddr_un *)&lk->addrs[0];
+    if (len >= sizeof(sun->sun_path)) {
+        free(lk);
+        lua_pushfstring(L, "failed to parse host name \"unix:%s\": too long",
+                        path);
+        return 0;
+    }
+    sun->sun_family = AF_UNIX;
+    memcpy(sun->sun_path, path, len + 1);
+    lk->lens[0] = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + len + 1);
+    lk->naddrs = 1;
+    t->lookup = lk;
+    t->is_unix = 1;
+    return 1;
+}
+
+/* connect's options table (SPEC.md 2.1 step 4), checked in ngx's order;
+ * the argument errors point at the table. */
+static void tcp_pool_options(lua_State *L, int idx)
+{
+    lua_Integer size = 0, backlog = -1;
+
+    lua_getfield(L, idx, "pool_size");
+    if (lua_isnumber(L, -1)) {
+        size = lua_tointeger(L, -1);
+        if (size <= 0)
+            luaL_argerror(L, idx,
+                          lua_pushfstring(L,
+                                          "bad \"pool_size\" option value: %d",
+                                          (int)size));
+    } else if (!lua_isnil(L, -1)) {
+        luaL_argerror(L, idx,
+                      lua_pushfstring(L, "bad \"pool_size\" option type: %s",
+                                      luaL_typename(L, -1)));
+    }
+    lua_pop(L, 1);
+    lua_getfield(L, idx, "backlog");
+    if (lua_isnumber(L, -1)) {
+        backlog = lua_tointeger(L, -1);
+        if (backlog < 0)
+            luaL_argerror(L, idx,
+                          lua_pushfstring(L, "bad \"backlog\" option value: %d",
+                                          (int)backlog));
+    }
+    lua_pop(L, 1);
+    lua_getfield(L, idx, "pool");
+    if (!lua_isnil(L, -1) && lua_type(L, -1) != LUA_TSTRING &&
+        lua_type(L, -1) != LUA_TNUMBER)
+        luaL_argerror(L, idx,
+                      lua_pushfstring(L, "bad \"pool\" option type: %s",
+                                      luaL_typename(L, -1)));
+    lua_pop(L, 1);
+    (void)size;
+    (void)backlog;
+}
+
+static int tcp_connect(lua_State *L)
+{
+    cs_sched *s = cs_sched_get(L);
+    int n = lua_gettop(L), port = 0, is_unix;
+    size_t hlen;
+    const char *host, *busy;
+    cs_tcp *t;
+    cs_op *op;
+
+    if (n < 2 || n > 4)
+        return luaL_error(L,
+                          "ngx.socket connect: expecting 2, 3, or 4 "
+                          "arguments (including the object), but seen %d",
+                          n);
+    luaL_checktype(L, 1, LUA_TTABLE);
+    host = luaL_checklstring(L, 2, &hlen);
+    if (lua_type(L, n) == LUA_TTABLE) {
+        tcp_pool_options(L, n);
+        n--;
+    }
+    if (n == 4)
+        n--;
+    is_unix = hlen >= 5 && strncasecmp(host, "unix:", 5) == 0;
+    if (n == 3 && lua_isnumber(L, 3)) {
+        lua_Number p = lua_tonumber(L, 3);
+        if (p < 0 || p >= 65536) {
+            lua_pushnil(L);
+            lua_pushfstring(L, "bad port number: %d",
+                            (int)(p < -2147483647.0  ? -2147483647.0
+                                  : p > 2147483647.0 ? 2147483647.0
+                                                     : p));
+            return 2;
+        }
+        port = (int)p;
+    } else if (!is_unix) {
+        return cs_fail(L, "missing the port number");
+    }
+    t = cs_tcp_self(L);
+    if (t == NULL)
+        return luaL_error(L, "bad socket object");
+    busy = tcp_busy(t, 1, 1);
+    if (busy != NULL)
+        return cs_fail(L, busy);
+    if (t->fd >= 0)
+        cs_tcp_close_fd(t); /* outright, not pooled (SPEC.md 2.2) */
+    t->ever = 1;
+    t->conn_errno = 0;
+    t->next_addr = 0;
+    t->is_unix = 0;
+    t->reused = 0;
+    t->nodelay = 0;
+    t->rd_want = 0;
+    cs_own(s->current != NULL ? s->current->handler : &s->main_handler,
+           &t->owned);
+    if (!(is_unix ? tcp_unix_lookup(L, t, host + 5)
+                  : tcp_resolve(L, t, host, hlen, port))) {
+        lua_pushnil(L);
+        lua_insert(L, -2);
+        cs_tcp_close_fd(t);
+        return 2;
+    }
+    op = &t->conn;
+    cs_op_init(op, s, t, tcp_connect_results);
+    op->on_cancel = tcp_on_cancel;
+    op->on_timeout = tcp_on_conn_timeout;
+    ev_init(&op->io, tcp_on_connected);
+    if (!t->lookup->finished) { /* wait for the resolver first */
+        op->timeout = cs_ms_to_seconds(s->cfg.resolver_timeout);
+        lua_settop(L, 1);
+        return cs_wait(L, op);
+    }
+    if (t->lookup->code != 0)
+        return tcp_connect_results(L, op);
+    switch (tcp_connect_next(t)) {
+    case CONN_AGAIN:
+        op->fd = t->fd;
+        op->events = EV_WRITE;
+        op->timeout = cs_tcp_timeout(t, t->connect_ms, s->cfg.connect_timeout);
+        lua_settop(L, 1);
+        return cs_wait(L, op);
+    default:
+        return tcp_connect_results(L, op);
+    }
+}
+
+/* ---- close, timeouts, reuse -------------------------------------------- */
+
+static int tcp_close(lua_State *L)
+{
+    int n = lua_gettop(L);
+    cs_tcp *t;
+    const char *busy;
+
+    if (n != 1)
+        return luaL_error(L,
+                          "expecting 1 argument (including the object) "
+                          "but seen %d",
+                          n);
+    t = cs_tcp_self(L);
+    if (t == NULL || t->fd < 0 || (t->read_closed && t->write_closed))
+        return cs_fail(L, "closed");
+    busy = tcp_busy(t, 1, 1);
+    if (busy != NULL)
+        return cs_fail(L, busy);
+    cs_tcp_close_fd(t);
+    lua_pushinteger(L, 1);
+    return 1;
+}
+
+static int tcp_check_timeout(lua_State *L, int idx)
+{
+    lua_Number v = lua_tonumber(L, idx); /* non-numbers are 0: default */
+
+    if (v < 0 || v >= 2147483648.0)
+        luaL_error(L, "bad timeout value");
+    return (int)v;
+}
+
+static int tcp_settimeout(lua_State *L)
+{
+    int n = lua_gettop(L), ms;
+    cs_tcp *t;
+
+    if (n != 2)
+        return luaL_error(L,
+                          "ngx.socket settimeout: expecting 2 arguments "
+                          "(including the object) but seen %d",
+                          n);
+    ms = tcp_check_timeout(L, 2);
+    t = cs_tcp_self(L);
+    if (t != NULL)
+        t->connect_ms = t->send_ms = t->read_ms = ms;
+    return 0;
+}
+
+static int tcp_settimeouts(lua_State *L)
+{
+    int n = lua_gettop(L), c, w, r;
+    cs_tcp *t;
+
+    if (n != 4) /* 0.10.23 says "settimeout:" here too: the oracle's text */
+        return luaL_error(L,
+                          "ngx.socket settimeout: expecting 4 arguments "
+                          "(including the object) but seen %d",
+                          n);
+    c = tcp_check_timeout(L, 2);
+    w = tcp_check_timeout(L, 3);
+    r = tcp_check_timeout(L, 4);
+    t = cs_tcp_self(L);
+    if (t != NULL) {
+        t->connect_ms = c;
+        t->send_ms = w;
+        t->read_ms = r;
+    }
+    return 0;
+}
+
+static int tcp_getreusedtimes(lua_State *L)
+{
+    int n = lua_gettop(L);
+    cs_tcp *t;
+
+    if (n != 1)
+        return luaL_error(L,
+                          "expecting 1 argument (including the object), "
+                          "but got %d",
+                          n);
+    t = cs_tcp_self(L);
+    if (t == NULL || t->fd < 0 || (t->read_closed && t->write_closed))
+        return cs_fail(L, "closed");
+    lua_pushinteger(L, t->reused);
+    return 1;
+}
+
+/* ---- setoption / getoption / bind --------------------------------------- */
+
+static const struct {
+    const char *name;
+    int level, opt;
+} tcp_options[] = {{"keepalive", SOL_SOCKET, SO_KEEPALIVE},
+                   {"reuseaddr", SOL_SOCKET, SO_REUSEADDR},
+                   {"tcp-nodelay", IPPROTO_TCP, TCP_NODELAY},
+                   {"sndbuf", SOL_SOCKET, SO_SNDBUF}, /* 0.10.23 swaps: (D) */
+                   {"rcvbuf", SOL_SOCKET, SO_RCVBUF},
+                   {"keepintvl", IPPROTO_TCP, TCP_KEEPINTVL},
+                   {"keepcnt", IPPROTO_TCP, TCP_KEEPCNT},
+                   {NULL, 0, 0}};
+
+static int tcp_option(lua_State *L, int set)
+{
+    cs_tcp *t = cs_tcp_self(L);
+    const char *name;
+    int i, value = 0;
+    socklen_t len = sizeof(value);
+
+    if (t == NULL || !t->ever)
+        return luaL_error(L, "socket is never created nor connected");
+    if (lua_isnoneornil(L, 2))
+        return cs_fail(L, "missing the \"option\" argument");
+    if (set && lua_isnone(L, 3))
+        return cs_fail(L, "missing the \"value\" argument");
+    name = lua_tostring(L, 2);
+    for (i = 0; name != NULL && tcp_options[i].name != NULL; i++)
+        if (strcmp(tcp_options[i].name, name) == 0)
+            break;
+    if (name == NULL || tcp_options[i].name == NULL) {
+        lua_pushnil(L);
+        lua_getglobal(L, "tostring");
+        lua_pushvalue(L, 2);
+        lua_call(L, 1, 1);
+        lua_pushfstring(L, "unsupported option %s", lua_tostring(L, -1));
+        return 2;
+    }
+    if (t->fd < 0)
+        return cs_fail(L, "closed");
+    if (set) {
+        value = lua_isboolean(L, 3) ? lua_toboolean(L, 3)
+                                    : (int)lua_tointeger(L, 3);
+        if (setsockopt(t->fd, tcp_options[i].level, tcp_options[i].opt, &value,
+                       sizeof(value)) != 0)
+            return cs_fail(L, strerror(errno));
+        lua_pushboolean(L, 1);
+        return 1;
+    }
+    if (getsockopt(t->fd, tcp_options[i].level, tcp_options[i].opt, &value,
+                   &len) != 0)
+        return cs_fail(L, strerror(errno));
+    lua_pushinteger(L, value);
+    return 1;
+}
+
+static int tcp_setoption(lua_State *L)
+{
+    return tcp_option(L, 1);
+}
+
+static int tcp_getoption(lua_State *L)
+{
+    return tcp_option(L, 0);
+}
+
+static int tcp_bind(lua_State *L)
+{
+    int n = lua_gettop(L);
+    cs_tcp *t;
+    const char *ip;
+    unsigned char addr[16];
+    cs_lookup tmp;
+    int port = 0;
+
+    if (n != 2 && n != 3)
+        return luaL_error(L, "expecting 2 or 3 arguments, but got %d", n);
+    t = cs_tcp_self(L);
+    if (t == NULL)
+        return luaL_error(L, "bad socket object");
+    if (n == 3) {
+        if (!lua_isnumber(L, 3)) {
+            lua_pushnil(L);
+            lua_pushfstring(L, "expecting port to be anumber but got type: %s",
+                            luaL_typename(L, 3));
+            return 2;
+        }
+        port = (int)lua_tonumber(L, 3);
+        if (lua_tonumber(L, 3) < 0 || lua_tonumber(L, 3) > 65535) {
+            lua_pushnil(L);
+            lua_pushfstring(L, "bad port number: %d", port);
+            return 2;
+        }
+    }
+    ip = lua_tostring(L, 2);
+    tmp.naddrs = 0;
+    if (ip != NULL && inet_pton(AF_INET, ip, addr) == 1)
+        lookup_add(&tmp, AF_INET, addr, port);
+    else if (ip != NULL && inet_pton(AF_INET6, ip, addr) == 1)
+        lookup_add(&tmp, AF_INET6, addr, port);
+    else
+        return cs_fail(L, "bad address");
+    if (t->bind_addr == NULL) {
+        t->bind_addr = malloc(sizeof(*t->bind_addr));
+        if (t->bind_addr == NULL)
+            return cs_fail(L, "no memory");
+    }
+    memcpy(t->bind_addr, &tmp.addrs[0], sizeof(*t->bind_addr));
+    t->bind_len = tmp.lens[0];
+    lua_pushboolean(L, 1);
+    return 1;
+}
+
+/* ---- module ------------------------------------------------------------ */
+
+static const char tcp_lua[] = "local tcp = ...\n"
+                              "return function(...)\n"
+                              "  local sock = tcp()\n"
+                              "  local ok, err = sock:connect(...)\n"
+                              "  if ok then return sock end\n"
+                              "  return nil, err\n"
+                              "end\n";
+
+void cs_open_tcp(lua_State *L, int mod)
+{
+    static const luaL_Reg methods[] = {{"connect", tcp_connect},
+                                       {"close", tcp_close},
+                                       {"settimeout", tcp_settimeout},
+                                       {"settimeouts", tcp_settimeouts},
+                                       {"getreusedtimes", tcp_getreusedtimes},
+                                       {"setoption", tcp_setoption},
+                                       {"getoption", tcp_getoption},
+                                       {"bind", tcp_bind},
+                                       {"send", cs_tcp_send},
+                                       {"receive", cs_tcp_receive},
+                                       {"receiveany", cs_tcp_receiveany},
+                                       {"receiveuntil", cs_tcp_receiveuntil},
+                                       {NULL, NULL}};
+    static const luaL_Reg funcs[] = {{"tcp", tcp_new}, {NULL, NULL}};
+
+    luaL_newmetatable(L, TCP_STATE_MT);
+    lua_pushcfunction(L, tcp_state_gc);
+    lua_setfield(L, -2, "__gc");
+    lua_pushcfunction(L, tcp_state_gc);
+    lua_setfield(L, -2, "__close");
+    lua_pop(L, 1);
+    luaL_newmetatable(L, TCP_MT);
+    lua_newtable(L);
+    lua_pushvalue(L, mod + 1);
+    cs_setfuncs(L, methods, 1);
+    lua_setfield(L, -2, "__index");
+    lua_pop(L, 1);
+    cs_register(L, mod, funcs);
+    lua_getfield(L, mod, "tcp");
+    lua_setfield(L, mod, "stream");
+    if (luaL_loadbuffer(L, tcp_lua, sizeof(tcp_lua) - 1, "=cosocket.connect") !=
+        LUA_OK)
+        lua_error(L);
+    lua_getfield(L, mod, "tcp");
+    lua_call(L, 1, 1);
+    lua_setfield(L, mod, "connect");
+}

@@ -1,0 +1,62 @@
+/* The tcp object shared by tcp.c (connect, close, timeouts, options) and
+ * tcp_io.c (send, receive, receiveany, receiveuntil). */
+#ifndef COSOCKET_TCP_H
+#define COSOCKET_TCP_H
+
+#include <sys/socket.h>
+
+#include "cosocket.h"
+#include "buffer.h"
+#include "pattern.h"
+
+#define CS_TCP_MAGIC 0x74637073u
+
+/* the C state, a userdata in slot 1 of the socket table (DECISIONS.md 4) */
+typedef struct cs_tcp {
+    cs_owned owned; /* the handler that last connected it closes it */
+    unsigned magic;
+    cs_sched *s;
+    int fd;                  /* -1: no connection */
+    unsigned char connected; /* connect succeeded on fd */
+    unsigned char ever;      /* connect was called once */
+    unsigned char read_closed, write_closed;
+    unsigned char may_read; /* recv may find bytes (DECISIONS.md 9) */
+    unsigned char eof;      /* the peer's FIN is in, after the bytes */
+    unsigned char nodelay;  /* TCP_NODELAY done on this connection */
+    unsigned char is_unix;
+    unsigned char rd_status;          /* TCP_RD_* of the last read */
+    unsigned read_gen;                /* bumped by every read call */
+    int connect_ms, send_ms, read_ms; /* settimeout(s); 0: the default */
+    int rd_errno, wr_errno, conn_errno;
+    size_t rd_want; /* next recv size: grows on full reads */
+    cs_op conn, rd, wr;
+    cs_buffer buf;
+    cs_scan scan; /* what the pending read waits for */
+    /* connect in progress */
+    struct cs_lookup *lookup;
+    int next_addr, conn_port;
+    char *host; /* for "<host> could not be resolved" */
+    /* send in progress: the bytes not yet written, owned */
+    char *pending;
+    size_t pending_off, pending_len, send_total;
+    struct sockaddr_storage *bind_addr; /* bind(): used by connect */
+    socklen_t bind_len;
+    int reused; /* getreusedtimes() */
+} cs_tcp;
+
+enum { TCP_RD_OK = 0, TCP_RD_EOF, TCP_RD_ERRNO };
+
+cs_tcp *cs_tcp_self(lua_State *L); /* may raise; NULL: never connected */
+void cs_tcp_close_fd(cs_tcp *t);   /* C only: ends the connection */
+void cs_push_errno(lua_State *L, int err);
+double cs_tcp_timeout(cs_tcp *t, int ms, double dflt_ms); /* seconds */
+
+/* tcp_io.c */
+int cs_tcp_send(lua_State *L);
+int cs_tcp_receive(lua_State *L);
+int cs_tcp_receiveany(lua_State *L);
+int cs_tcp_receiveuntil(lua_State *L);
+void cs_tcp_io_init(cs_tcp *t);
+void cs_open_tcp_io(lua_State *L, int mod);
+
+#endif

@@ -1,0 +1,682 @@
+/* tcp send, receive, receiveany, receiveuntil (SPEC.md 4-6).  Reads share
+ * one receive buffer and read as much as the kernel has; sends gather a
+ * table's pieces in one sendmsg and copy only what the kernel refused. */
+#include <errno.h>
+#include <limits.h>
+#include <sys/socket.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+#include "tcp.h"
+#include "compat.h"
+
+#define SEND_MAX_DEPTH 100
+#define SEND_IOV_MAX   1024 /* Linux UIO_MAXIOV */
+#define READ_MIN       4096
+#define READ_MAX       (1 << 20)
+
+static const char *tcp_read_busy(cs_tcp *t)
+{
+    if (t->conn.pending)
+        return "socket busy connecting";
+    if (t->rd.pending)
+        return "socket busy reading";
+    return NULL;
+}
+
+/* ---- send -------------------------------------------------------------- */
+
+/* One send call's gathering, in the scheduler's scratch arrays (only one
+ * send gathers at a time: no allocation per send once they have grown). */
+typedef struct send_ctx {
+    cs_sched *s;
+    int n;           /* iovec entries used */
+    size_t total;    /* bytes */
+    size_t nums_len; /* formatted numbers; their entries hold offsets */
+} send_ctx;
+
+static int send_grow(cs_sched *s)
+{
+    int cap = s->iovcap ? s->iovcap * 2 : 64;
+    struct iovec *iov = realloc(s->iov, (size_t)cap * sizeof(*iov));
+    unsigned char *isn;
+
+    if (iov == NULL)
+        return 0;
+    s->iov = iov;
+    isn = realloc(s->iov_isnum, (size_t)cap);
+    if (isn == NULL)
+        return 0;
+    s->iov_isnum = isn;
+    s->iovcap = cap;
+    return 1;
+}
+
+static int send_piece(send_ctx *c, const char *p, size_t len, int is_num)
+{
+    cs_sched *s = c->s;
+
+    if (len == 0)
+        return 1;
+    if (c->n == s->iovcap && !send_grow(s))
+        return 0;
+    s->iov[c->n].iov_base = (void *)p;
+    s->iov[c->n].iov_len = len;
+    s->iov_isnum[c->n] = (unsigned char)is_num;
+    c->n++;
+    c->total += len;
+    return 1;
+}
+
+/* ngx_lua's number text: int32 values as integers, others as %.14g */
+static int send_number(send_ctx *c, lua_Number v)
+{
+    cs_sched *s = c->s;
+    char tmp[64];
+    int len;
+
+    if (v == (lua_Number)(int32_t)v)
+        len = snprintf(tmp, sizeof(tmp), "%d", (int)(int32_t)v);
+    else
+        len = snprintf(tmp, sizeof(tmp), "%.14g", (double)v);
+    if (c->nums_len + (size_t)len > s->nums_cap) {
+        size_t cap = s->nums_cap ? s->nums_cap * 2 : 256;
+        char *p;
+        while (cap < c->nums_len + (size_t)len)
+            cap *= 2;
+        p = realloc(s->nums, cap);
+        if (p == NULL)
+            return 0;
+        s->nums = p;
+        s->nums_cap = cap;
+    }
+    memcpy(s->nums + c->nums_len, tmp, (size_t)len);
+    if (!send_piece(c, (const char *)(uintptr_t)c->nums_len, (size_t)len, 1))
+        return 0;
+    c->nums_len += (size_t)len;
+    return 1;
+}
+
+static void send_raise(lua_State *L, send_ctx *c, const char *msg)
+{
+    (void)c;
+    luaL_argerror(L, 2, msg);
+}
+
+/* Gathers the array table at idx (strict, as ngx_lua). May raise. */
+static void send_table(lua_State *L, send_ctx *c, int idx, int depth)
+{
+    lua_Number max = 0;
+    int i, n;
+
+    if (depth > SEND_MAX_DEPTH)
+        send_raise(L, c, "tables nested too deep");
+    luaL_checkstack(L, 4, NULL);
+    lua_pushnil(L);
+    while (lua_next(L, idx) != 0) {
+        lua_Number k = lua_tonumber(L, -2);
+        if (lua_type(L, -2) != LUA_TNUMBER || k < 1 ||
+            k != (lua_Number)(long long)k)
+            send_raise(L, c, "non-array table found");
+        if (k > max)
+            max = k;
+        lua_pop(L, 1);
+    }
+    n = max > INT_MAX ? INT_MAX : (int)max;
+    for (i = 1; i <= n; i++) {
+        size_t len;
+        const char *p;
+        int ok = 1;
+
+        lua_rawgeti(L, idx, i);
+        switch (lua_type(L, -1)) {
+        case LUA_TSTRING:
+            p = lua_tolstring(L, -1, &len);
+            ok = send_piece(c, p, len, 0); /* the table anchors the string */
+            break;
+        case LUA_TNUMBER:
+            ok = send_number(c, lua_tonumber(L, -1));
+            break;
+        case LUA_TTABLE:
+            send_table(L, c, lua_gettop(L), depth + 1);
+            break;
+        default:
+            send_raise(L, c,
+                       lua_pushfstring(L, "bad data type %s found",
+                                       luaL_typename(L, -1)));
+        }
+        lua_pop(L, 1);
+        if (!ok)
+            luaL_error(L, "no memory");
+    }
+}
+
+/* Writes what it can; 1 when all is written, 0 to wait, -1 on error. */
+static int send_flush(cs_tcp *t)
+{
+    while (t->pending_off < t->pending_len) {
+        ssize_t n = send(t->fd, t->pending + t->pending_off,
+                         t->pending_len - t->pending_off, MSG_NOSIGNAL);
+        if (n > 0) {
+            t->pending_off += (size_t)n;
+            continue;
+        }
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+            return 0;
+        t->wr_errno = n < 0 ? errno : EPIPE;
+        return -1;
+    }
+    return 1;
+}
+
+static void tcp_on_writable(EV_P_ ev_io *w, int revents)
+{
+    cs_op *op = cs_container_of(w, cs_op, io);
+    cs_tcp *t = op->self;
+    size_t before = t->pending_off;
+    int rc = send_flush(t);
+
+    (void)loop;
+    (void)revents;
+    if (rc == 0) {
+        if (t->pending_off != before) /* progress: inactivity timeout */
+            cs_op_retime(op, op->timeout);
+        return;
+    }
+    cs_op_done(op);
+}
+
+static int send_results(lua_State *L, cs_op *op)
+{
+    cs_tcp *t = op->self;
+
+    free(t->pending);
+    t->pending = NULL;
+    if (op->err == NULL && t->wr_errno == 0) {
+        lua_pushinteger(L, (lua_Integer)t->send_total);
+        return 1;
+    }
+    t->write_closed = 1; /* any send failure, timeout too (SPEC.md 4) */
+    lua_pushnil(L);
+    if (op->err != NULL)
+        lua_pushstring(L, op->err);
+    else
+        cs_push_errno(L, t->wr_errno);
+    return 2;
+}
+
+/* Sends the gathered pieces from iovec entry `from`, in IOV_MAX batches:
+ * the index of the first entry not fully sent (its sent part in *part). */
+static int send_gathered(cs_tcp *t, send_ctx *c, size_t *part)
+{
+    int i = 0;
+
+    *part = 0;
+    while (i < c->n) {
+        struct msghdr msg;
+        ssize_t n;
+        int cnt = c->n - i > SEND_IOV_MAX ? SEND_IOV_MAX : c->n - i;
+
+        memset(&msg, 0, sizeof(msg));
+        msg.msg_iov = c->s->iov + i;
+        msg.msg_iovlen = (size_t)cnt;
+        n = sendmsg(t->fd, &msg, MSG_NOSIGNAL);
+        if (n < 0) {
+            if (errno == EINTR)
+                continue;
+            if (errno != EAGAIN && errno != EWOULDBLOCK)
+                t->wr_errno = errno;
+            return i;
+        }
+        while (i < c->n && (size_t)n >= c->s->iov[i].iov_len)
+            n -= (ssize_t)c->s->iov[i++].iov_len;
+        if (n > 0) { /* a piece half sent: the kernel is full */
+            *part = (size_t)n;
+            return i;
+        }
+    }
+    return i;
+}
+
+int cs_tcp_send(lua_State *L)
+{
+    int n = lua_gettop(L), i, type;
+    cs_tcp *t;
+    send_ctx c;
+    size_t part, len;
+    const char *p;
+
+    if (n != 2)
+        return luaL_error(L,
+                          "expecting 2 arguments (including the object), "
+                          "but got %d",
+                          n);
+    t = cs_tcp_self(L);
+    if (t == NULL || t->fd < 0 || t->write_closed)
+        return cs_fail(L, "closed");
+    if (t->conn.pending)
+        return cs_fail(L, "socket busy connecting");
+    if (t->wr.pending)
+        return cs_fail(L, "socket busy writing");
+    memset(&c, 0, sizeof(c));
+    c.s = t->s;
+    type = lua_type(L, 2);
+    switch (type) {
+    case LUA_TSTRING:
+        p = lua_tolstring(L, 2, &len);
+        if (!send_piece(&c, p, len, 0))
+            goto nomem;
+        break;
+    case LUA_TNUMBER:
+        if (!send_number(&c, lua_tonumber(L, 2)))
+            goto nomem;
+        break;
+    case LUA_TBOOLEAN:
+        p = lua_toboolean(L, 2) ? "true" : "false";
+        if (!send_piece(&c, p, strlen(p), 0))
+            goto nomem;
+        break;
+    case LUA_TNIL:
+        if (!send_piece(&c, "nil", 3, 0))
+            goto nomem;
+        break;
+    case LUA_TTABLE:
+        send_table(L, &c, 2, 0);
+        break;
+    default:
+        return luaL_argerror(
+            L, 2,
+            lua_pushfstring(L,
+                            "string, number, boolean, nil, or array "
+                            "table expected, got %s",
+                            lua_typename(L, type)));
+    }
+    for (i = 0; i < c.n; i++) /* numbers: offsets into s->nums until now */
+        if (t->s->iov_isnum[i])
+            t->s->iov[i].iov_base =
+                t->s->nums + (uintptr_t)t->s->iov[i].iov_base;
+    if (c.total == 0) {
+        lua_pushinteger(L, 0);
+        return 1;
+    }
+    if (!t->nodelay && !t->is_unix) {
+        int on = 1;
+        if (setsockopt(t->fd, IPPROTO_TCP, TCP_NODELAY, &on, sizeof(on)) != 0)
+            return cs_fail(L, "setsocketopt tcp_nodelay failed");
+        t->nodelay = 1;
+    }
+    t->wr_errno = 0;
+    t->send_total = c.total;
+    i = send_gathered(t, &c, &part);
+    if (i == c.n || t->wr_errno != 0)
+        return send_results(L, &t->wr);
+    /* the kernel took part of it: keep the rest, then wait */
+    for (len = 0, n = i; n < c.n; n++)
+        len += t->s->iov[n].iov_len - (n == i ? part : 0);
+    t->pending = len <= c.total ? malloc(len) : NULL;
+    if (t->pending == NULL) {
+        t->wr_errno = ENOMEM;
+        return cs_fail(L, "no memory");
+    }
+    t->pending_len = len;
+    t->pending_off = 0;
+    for (len = 0, n = i; n < c.n; n++) {
+        size_t skip = n == i ? part : 0;
+        memcpy(t->pending + len, (char *)t->s->iov[n].iov_base + skip,
+               t->s->iov[n].iov_len - skip);
+        len += t->s->iov[n].iov_len - skip;
+    }
+    cs_op_init(&t->wr, t->s, t, send_results);
+    ev_init(&t->wr.io, tcp_on_writable);
+    t->wr.on_cancel = t->conn.on_cancel;
+    t->wr.fd = t->fd;
+    t->wr.events = EV_WRITE;
+    t->wr.timeout = cs_tcp_timeout(t, t->send_ms, t->s->cfg.send_timeout);
+    lua_settop(L, 1);
+    return cs_wait(L, &t->wr);
+nomem:
+    return luaL_error(L, "no memory");
+}
+
+/* ---- receive ----------------------------------------------------------- */
+
+/* Moves the pending read on: 1 when it is over (t->rd_status says how),
+ * 0 when it must wait for the socket. */
+static int read_progress(cs_tcp *t)
+{
+    cs_buffer *b = &t->buf;
+
+    for (;;) {
+        size_t room, want;
+        ssize_t n;
+        char *p;
+
+        if (b->data != NULL &&
+            cs_scan_step(&t->scan, cs_buffer_peek(b), cs_buffer_len(b))) {
+            t->rd_status = TCP_RD_OK;
+            return 1;
+        }
+        if (b->data == NULL && cs_scan_step(&t->scan, "", 0)) {
+            t->rd_status = TCP_RD_OK; /* until: a held prefix was enough */
+            return 1;
+        }
+        if (t->eof) {
+            t->rd_status = TCP_RD_EOF;
+            return 1;
+        }
+        if (!t->may_read)
+            return 0;
+        want = t->rd_want < READ_MIN ? READ_MIN : t->rd_want;
+        if (t->scan.kind == CS_PAT_SIZE && t->scan.size > cs_buffer_len(b) &&
+            t->scan.size - cs_buffer_len(b) > want)
+            want = t->scan.size - cs_buffer_len(b);
+        if (want > READ_MAX)
+            want = READ_MAX;
+        p = cs_buffer_reserve(b, t->s->buffers, want, &room);
+        if (p == NULL) {
+            t->rd_errno = ENOMEM;
+            t->rd_status = TCP_RD_ERRNO;
+            return 1;
+        }
+        n = recv(t->fd, p, room, 0);
+        if (n > 0) {
+            cs_buffer_commit(b, (size_t)n);
+            if ((size_t)n < room) {
+                t->may_read = 0; /* the kernel had less: it is empty now */
+            } else if (t->rd_want < READ_MAX) {
+                t->rd_want = t->rd_want ? t->rd_want * 2 : READ_MIN * 2;
+            }
+            continue;
+        }
+        if (b->start == b->end)
+            cs_buffer_release(b, t->s->buffers); /* idle: hold no memory */
+        if (n == 0) {
+            t->eof = 1;
+            continue;
+        }
+        if (errno == EINTR)
+            continue;
+        if (errno == EAGAIN || errno == EWOULDBLOCK) {
+            t->may_read = 0;
+            return 0;
+        }
+        t->rd_errno = errno;
+        t->rd_status = TCP_RD_ERRNO;
+        return 1;
+    }
+}
+
+static void tcp_on_readable(EV_P_ ev_io *w, int revents)
+{
+    cs_op *op = cs_container_of(w, cs_op, io);
+    cs_tcp *t = op->self;
+    size_t before = cs_buffer_len(&t->buf);
+
+    (void)loop;
+    (void)revents;
+    t->may_read = 1;
+    if (read_progress(t)) {
+        cs_op_done(op);
+        return;
+    }
+    if (cs_buffer_len(&t->buf) != before) /* progress: inactivity timeout */
+        cs_op_retime(op, op->timeout);
+}
+
+/* Pushes n bytes of line data without its CR bytes (ngx drops them all). */
+static void push_line(lua_State *L, const char *p, size_t n)
+{
+    luaL_Buffer lb;
+    const char *cr = memchr(p, '\r', n), *end = p + n;
+
+    if (cr == NULL) {
+        lua_pushlstring(L, p, n);
+        return;
+    }
+    luaL_buffinit(L, &lb);
+    while (cr != NULL) {
+        luaL_addlstring(&lb, p, (size_t)(cr - p));
+        p = cr + 1;
+        cr = memchr(p, '\r', (size_t)(end - p));
+    }
+    luaL_addlstring(&lb, p, (size_t)(end - p));
+    luaL_pushresult(&lb);
+}
+
+static void push_data(lua_State *L, cs_tcp *t, size_t n)
+{
+    const char *p = t->buf.data != NULL ? cs_buffer_peek(&t->buf) : "";
+
+    if (t->scan.kind == CS_PAT_LINE)
+        push_line(L, p, n);
+    else
+        lua_pushlstring(L, p, n);
+}
+
+static int receive_results(lua_State *L, cs_op *op)
+{
+    cs_tcp *t = op->self;
+    cs_buffer *b = &t->buf;
+    size_t len = cs_buffer_len(b), take, drop;
+
+    if (op->err == NULL &&
+        (t->rd_status == TCP_RD_OK ||
+         (t->rd_status == TCP_RD_EOF && t->scan.kind == CS_PAT_ALL))) {
+        cs_scan_result(&t->scan, b->data != NULL ? cs_buffer_peek(b) : "", len,
+                       &take, &drop);
+        push_data(L, t, take);
+        cs_buffer_consume(b, t->s->buffers, drop);
+        return 1;
+    }
+    lua_pushnil(L);
+    if (op->err != NULL) {
+        lua_pushstring(L, op->err); /* "timeout": nothing is closed */
+    } else if (t->rd_status == TCP_RD_EOF) {
+        lua_pushliteral(L, "closed");
+        t->read_closed = 1;
+    } else {
+        cs_push_errno(L, t->rd_errno);
+        t->read_closed = 1;
+    }
+    if (t->fd < 0) { /* closed under us (a kill elsewhere) */
+        lua_pushliteral(L, "");
+        return 3;
+    }
+    take = cs_scan_partial(&t->scan, len);
+    push_data(L, t, take);
+    cs_buffer_consume(b, t->s->buffers, take);
+    return 3;
+}
+
+/* Starts the read set up in t->scan: at once, or waits. */
+static int read_start(lua_State *L, cs_tcp *t)
+{
+    cs_op *op = &t->rd;
+
+    t->rd_errno = 0;
+    if (read_progress(t))
+        return receive_results(L, op);
+    op->err = NULL;
+    op->fd = t->fd;
+    op->events = EV_READ;
+    op->timeout = cs_tcp_timeout(t, t->read_ms, t->s->cfg.read_timeout);
+    lua_settop(L, 1);
+    return cs_wait(L, op);
+}
+
+/* Another read call: a receiveuntil iterator's held prefix is released
+ * to whoever reads next (HEAD's fix of lua-nginx-module #2131). */
+static void read_begin(cs_tcp *t)
+{
+    t->read_gen++;
+}
+
+int cs_tcp_receive(lua_State *L)
+{
+    int n = lua_gettop(L);
+    cs_tcp *t;
+    const char *busy;
+
+    if (n != 1 && n != 2)
+        return luaL_error(L,
+                          "expecting 1 or 2 arguments (including the "
+                          "object), but got %d",
+                          n);
+    t = cs_tcp_self(L);
+    if (t == NULL || t->fd < 0 || t->read_closed)
+        return cs_fail(L, "closed");
+    busy = tcp_read_busy(t);
+    if (busy != NULL)
+        return cs_fail(L, busy);
+    if (n == 1) {
+        cs_scan_init(&t->scan, CS_PAT_LINE, 0, NULL);
+    } else if (lua_isnumber(L, 2)) {
+        lua_Number v = lua_tonumber(L, 2);
+        if (v <= -1) /* truncated toward zero: -0.5 is 0 */
+            return luaL_argerror(L, 2, "bad pattern argument");
+        if (v < 1) {
+            lua_pushliteral(L, "");
+            return 1;
+        }
+        cs_scan_init(&t->scan, CS_PAT_SIZE,
+                     v > (lua_Number)((size_t)-1 / 2) ? (size_t)-1 / 2
+                                                      : (size_t)v,
+                     NULL);
+    } else if (lua_type(L, 2) == LUA_TSTRING) {
+        size_t len;
+        const char *p = lua_tolstring(L, 2, &len);
+        if (len != 2 || p[0] != '*')
+            return luaL_argerror(
+                L, 2, lua_pushfstring(L, "bad pattern argument: %s", p));
+        if (p[1] == 'l')
+            cs_scan_init(&t->scan, CS_PAT_LINE, 0, NULL);
+        else if (p[1] == 'a')
+            cs_scan_init(&t->scan, CS_PAT_ALL, 0, NULL);
+        else
+            return luaL_argerror(L, 2, "bad pattern argument");
+    } else {
+        return luaL_argerror(L, 2, "bad pattern argument");
+    }
+    read_begin(t);
+    return read_start(L, t);
+}
+
+int cs_tcp_receiveany(lua_State *L)
+{
+    int n = lua_gettop(L);
+    cs_tcp *t;
+    const char *busy;
+    lua_Number max;
+
+    if (n != 2)
+        return luaL_error(L,
+                          "expecting 2 arguments (including the object), "
+                          "but got %d",
+                          n);
+    t = cs_tcp_self(L);
+    if (t == NULL || t->fd < 0 || t->read_closed)
+        return cs_fail(L, "closed");
+    busy = tcp_read_busy(t);
+    if (busy != NULL)
+        return cs_fail(L, busy);
+    if (!lua_isnumber(L, 2) || (max = lua_tonumber(L, 2)) < 1)
+        return luaL_argerror(L, 2, "bad max argument");
+    cs_scan_init(&t->scan, CS_PAT_ANY,
+                 max > (lua_Number)((size_t)-1 / 2) ? (size_t)-1 / 2
+                                                    : (size_t)max,
+                 NULL);
+    read_begin(t);
+    return read_start(L, t);
+}
+
+/* ---- receiveuntil ------------------------------------------------------ */
+
+static int until_iterate(lua_State *L)
+{
+    int n = lua_gettop(L);
+    lua_Integer size = 0;
+    cs_until *u = lua_touserdata(L, lua_upvalueindex(3));
+    cs_tcp *t;
+    const char *busy;
+
+    if (n > 1)
+        return luaL_error(L, "expecting 0 or 1 arguments, but seen %d", n);
+    if (n == 1) {
+        size = luaL_checkinteger(L, 1);
+        if (size < 0)
+            size = 0;
+    }
+    lua_settop(L, 0);
+    lua_pushvalue(L, lua_upvalueindex(1)); /* the socket, as self */
+    t = cs_tcp_self(L);
+    if (t == NULL || t->fd < 0 || t->read_closed)
+        return cs_fail(L, "closed");
+    busy = tcp_read_busy(t);
+    if (busy != NULL)
+        return cs_fail(L, busy);
+    if (u->state == -1) { /* the part ended: say so once */
+        u->state = 0;
+        lua_pushnil(L);
+        lua_pushnil(L);
+        lua_pushnil(L);
+        return 3;
+    }
+    if (u->gen != t->read_gen)
+        u->state = 0; /* another reader took over: its bytes are unread */
+    t->read_gen++;
+    u->gen = t->read_gen;
+    cs_scan_init(&t->scan, CS_PAT_UNTIL, (size_t)size, u);
+    return read_start(L, t);
+}
+
+int cs_tcp_receiveuntil(lua_State *L)
+{
+    int n = lua_gettop(L), inclusive = 0;
+    size_t len;
+    const char *pat;
+    cs_until *u;
+
+    if (n != 2 && n != 3)
+        return luaL_error(L,
+                          "expecting 2 or 3 arguments (including the "
+                          "object), but got %d",
+                          n);
+    if (n == 3) {
+        luaL_checktype(L, 3, LUA_TTABLE);
+        lua_getfield(L, 3, "inclusive");
+        if (lua_type(L, -1) == LUA_TBOOLEAN)
+            inclusive = lua_toboolean(L, -1);
+        else if (!lua_isnil(L, -1))
+            return luaL_error(L, "bad \"inclusive\" option value type: %s",
+                              luaL_typename(L, -1));
+        lua_pop(L, 2);
+    }
+    luaL_checktype(L, 1, LUA_TTABLE);
+    pat = luaL_checklstring(L, 2, &len);
+    if (len == 0)
+        return cs_fail(L, "pattern is empty");
+    if (len > INT_MAX / 2)
+        return cs_fail(L, "failed to compile pattern");
+    u = lua_newuserdata(L, cs_until_size(len));
+    cs_until_init(u, pat, len, inclusive);
+    u->gen = (unsigned)-1; /* not the socket's generation yet */
+    lua_pushvalue(L, 1);
+    lua_pushvalue(L, 2); /* keeps u->pat alive */
+    lua_pushvalue(L, -3);
+    lua_pushcclosure(L, until_iterate, 3);
+    return 1;
+}
+
+void cs_tcp_io_init(cs_tcp *t)
+{
+    cs_op_init(&t->rd, t->s, t, receive_results);
+    ev_init(&t->rd.io, tcp_on_readable);
+}
