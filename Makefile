@@ -19,6 +19,7 @@ HDRS    = $(wildcard src/*.h)
 OBJS    = $(SRCS:src/%.c=$(BUILD)/%.o)
 C_FILES = $(wildcard src/*.[ch])
 SO      = $(BUILD)/cosocket.so
+FIXTURE = $(BUILD)/fixture
 
 # -Werror only in CI (CI=true, set by .ci/run) or on request (WERROR=1): a new
 # compiler's new warning must not break a user's `luarocks make`.
@@ -26,6 +27,9 @@ WARN = -std=c99 -D_DEFAULT_SOURCE -Wall -Wextra -Wshadow -Wstrict-prototypes \
        -Wmissing-prototypes -Wformat=2 -Wundef -Wvla \
        -Werror=implicit-function-declaration \
        $(if $(CI)$(filter 1,$(WERROR)),-Werror)
+# the specs' peer servers: host compiler, WARN, and never CFLAGS or LDFLAGS
+# (`make asan` puts the sanitizers there; fixtures are not the code under test)
+FIXTURE_CFLAGS = -O2 -g $(WARN)
 # luarocks may pass the same directory for every library (/usr/include):
 # sort dedupes, and an empty variable adds no bare -I/-L eating the next word
 DEP_INCDIRS = $(sort $(LIBEV_INCDIR) $(LIBTLS_INCDIR) $(CARES_INCDIR) $(PCRE2_INCDIR))
@@ -87,6 +91,10 @@ $(BUILD)/flags: FORCE
 
 FORCE:
 
+# $(BUILD)/flags: a new CC (or -Werror) rebuilds it too
+$(FIXTURE): spec/fixtures/fixture.c $(BUILD)/flags
+	$(CC) $(FIXTURE_CFLAGS) -o $@ $<
+
 # the 5.4 build gets its own directory and headers (STYLE.md 6)
 build54:
 	$(MAKE) BUILD=$(BUILD54) LUA_PC=lua5.4 \
@@ -118,7 +126,7 @@ deps-list:
 
 # deps first, then the build: a recursive make keeps that order under -j
 test: deps
-	$(MAKE) all
+	$(MAKE) all $(FIXTURE)
 	$(if $(filter 1,$(COSOCKET_LUA54)),$(MAKE) build54)
 	COSOCKET_BUILD=$(BUILD) COSOCKET_BUILD54=$(BUILD54) spec/run-all
 
@@ -136,7 +144,7 @@ demo: deps
 asan: deps
 	$(MAKE) CC=$(ASAN_CC) BUILD=build/asan \
 	  CFLAGS="-O1 -g -fno-omit-frame-pointer $(SAN)" \
-	  LDFLAGS="$(SAN) -Wl,-z,nodelete" all
+	  LDFLAGS="$(SAN) -Wl,-z,nodelete" all build/asan/fixture
 	COSOCKET_BUILD=build/asan RUNS=lua51 \
 	  COSOCKET_PRELOAD="$$($(ASAN_CC) -print-file-name=libasan.so)" \
 	  ASAN_OPTIONS=detect_leaks=1:exitcode=23 \
@@ -144,7 +152,7 @@ asan: deps
 	  spec/run-all
 
 valgrind: deps
-	$(MAKE) all
+	$(MAKE) all $(FIXTURE)
 	COSOCKET_BUILD=$(BUILD) RUNS=lua51 COSOCKET_TEST_SCALE=$(VALGRIND_SCALE) \
 	  COSOCKET_LUA_WRAPPER="$(VALGRIND)" spec/run-all
 

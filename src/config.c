@@ -265,9 +265,17 @@ static int config_configure(lua_State *L)
     return 1;
 }
 
+/* log_level(): the ngx.log threshold, read on every ngx.log call */
+static int config_log_level(lua_State *L)
+{
+    lua_pushinteger(L, cs_sched_get(L)->cfg.log_level);
+    return 1;
+}
+
 void cs_open_config(lua_State *L, int mod)
 {
     static const luaL_Reg funcs[] = {{"configure", config_configure},
+                                     {"log_level", config_log_level},
                                      {NULL, NULL}};
 
     cs_register(L, mod, funcs);

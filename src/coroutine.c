@@ -37,11 +37,20 @@ static int co_resume_c(lua_State *L)
 
     luaL_argcheck(L, lua_type(L, 1) == LUA_TTHREAD, 1, "coroutine expected");
     co = lua_tothread(L, 1);
-    status = status_of(L, co);
+    switch (cs_chain_role(L, s, 1)) {
+    case 1: /* it waits through a coroutine it resumed: not ours to resume */
+        status = "normal";
+        break;
+    case 2:
+        status = "running";
+        break;
+    default:
+        status = status_of(L, co);
+        break;
+    }
     if (status[0] != 's') {
         lua_pushboolean(L, 0);
-        lua_pushfstring(L, "cannot resume %s coroutine",
-                        status[0] == 'd' ? "dead" : "non-suspended");
+        lua_pushfstring(L, "cannot resume %s coroutine", status);
         return 2;
     }
     if (s->wrap_depth >= CS_MAX_NESTING) {
@@ -87,12 +96,17 @@ static int co_status(lua_State *L)
     lua_pushvalue(L, 1);
     lua_rawget(L, -2);
     th = lua_touserdata(L, -1);
-    if (th != NULL && th->state == CS_TH_ALIVE)
+    if (th != NULL && th->state == CS_TH_ALIVE && th == s->current &&
+        th->co != L)
+        lua_pushliteral(L, "normal"); /* it is resuming the caller */
+    else if (th != NULL && th->state == CS_TH_ALIVE)
         lua_pushliteral(L, "running");
     else if (th != NULL && th->state == CS_TH_ZOMBIE)
         lua_pushliteral(L, "zombie");
     else if (th != NULL)
         lua_pushliteral(L, "dead");
+    else if (cs_chain_role(L, s, 1) != 0)
+        lua_pushstring(L, cs_chain_role(L, s, 1) == 1 ? "normal" : "running");
     else
         lua_pushstring(L, status_of(L, lua_tothread(L, 1)));
     return 1;
@@ -119,7 +133,7 @@ static int co_isyieldable(lua_State *L)
 }
 
 static const char coroutine_lua[] =
-    "local WAIT, resume_c, status, isyieldable, is_puc = ...\n"
+    "local WAIT, resume, status, isyieldable, is_puc = ...\n"
     "local co = coroutine\n"
     "local create, yield, running, raw_status = co.create, co.yield,\n"
     "  co.running, co.status\n"
@@ -128,19 +142,19 @@ static const char coroutine_lua[] =
     "-- a waiting child yields WAIT: pass it up, hand the results down\n"
     "local function pass(c, ok, first, ...)\n"
     "  if ok and first == WAIT then\n"
-    "    return pass(c, resume_c(c, yield(WAIT, ...)))\n"
+    "    return pass(c, resume(c, yield(WAIT, ...)))\n"
     "  end\n"
     "  return ok, first, ...\n"
     "end\n"
-    "function M.resume(c, ...) return pass(c, resume_c(c, ...)) end\n"
-    "local resume = M.resume\n"
+    "local resume_c = resume\n"
+    "function M.resume(c, ...) return pass(c, resume(c, ...)) end\n"
     "local function wrap_finish(ok, ...)\n"
     "  if ok then return ... end\n"
     "  error((...), 0)\n"
     "end\n"
     "function M.wrap(f)\n"
     "  local c = create(f)\n"
-    "  return function(...) return wrap_finish(resume(c, ...)) end\n"
+    "  return function(...) return wrap_finish(M.resume(c, ...)) end\n"
     "end\n"
     "M.create, M.yield, M.running = create, yield, running\n"
     "M.status, M.isyieldable = status, isyieldable\n"
@@ -155,16 +169,25 @@ static const char coroutine_lua[] =
     "    return pcall_step(c, resume_c(c, yield(...)))\n"
     "  end\n"
     "  cpcall = function(f, ...)\n"
-    "    if running() == nil then return pcall(f, ...) end\n"
+    "    if running() == nil or type(f) ~= 'function' then\n"
+    "      return pcall(f, ...)\n"
+    "    end\n"
     "    local c = create(function(...) return f(...) end)\n"
     "    return pcall_step(c, resume_c(c, ...))\n"
     "  end\n"
+    "  local traceback = debug and debug.traceback\n"
     "  local function xpcall_step(c, h, ok, ...)\n"
-    "    if not ok then return false, h((...)) end\n"
+    "    if not ok then\n"
+    "      -- the handler runs after the unwind; the usual one still sees\n"
+    "      -- where the error happened\n"
+    "      if h == traceback then return false, traceback(c, (...)) end\n"
+    "      return false, h((...))\n"
+    "    end\n"
     "    if raw_status(c) == 'dead' then return true, ... end\n"
     "    return xpcall_step(c, h, resume_c(c, yield(...)))\n"
     "  end\n"
     "  cxpcall = function(f, h, ...)\n"
+    "    if type(f) ~= 'function' then return xpcall(f, h) end\n"
     "    if running() == nil then\n"
     "      local args, n = {...}, select('#', ...)\n"
     "      return xpcall(function() return f(unpack(args, 1, n)) end, h)\n"

@@ -72,15 +72,19 @@ struct cs_thread {
     cs_thread *h_next, *h_prev; /* the handler's live threads */
     cs_thread *q_next, *q_prev; /* ready, deferred or posted queue */
     void *queue;                /* which queue holds it, or NULL */
+    unsigned ready_seq;         /* when it became ready: events run in order */
     cs_op *waiting;             /* armed operation it waits on */
     cs_op *waiter;              /* parent's wait() watching it */
     cs_op op;                   /* its own waits: sleep, wait, run... */
     int nres;                   /* values left on co when it ended */
     int nanchors;               /* values it yielded with a wait */
-    unsigned char state;        /* CS_TH_* */
-    unsigned char failed;       /* ended by an error */
-    unsigned char initial;      /* in its first run, started by spawn */
-    unsigned char linked;       /* in its parent's list of children */
+    lua_State **chain;          /* coroutines it waits through (nested) */
+    int nchain, chaincap;
+    unsigned char chain_known; /* chain entered in the state's chain map */
+    unsigned char state;       /* CS_TH_* */
+    unsigned char failed;      /* ended by an error */
+    unsigned char initial;     /* in its first run, started by spawn */
+    unsigned char linked;      /* in its parent's list of children */
 };
 
 /* Something a handler closes when it ends (its sockets, DECISIONS.md 2). */
@@ -119,6 +123,14 @@ struct cs_queue {
     cs_thread *head, *tail;
 };
 
+/* Work the scheduler runs between two resumes, outside any callback (a
+ * semaphore handing out what post() added: ngx posts an event for it). */
+typedef struct cs_defer {
+    struct cs_defer *next;
+    void (*run)(struct cs_defer *d);
+    int queued;
+} cs_defer;
+
 #define CS_MAX_NESTING 200
 
 struct cs_sched {
@@ -134,11 +146,14 @@ struct cs_sched {
     cs_handler *handlers;         /* every live handler but main */
     cs_timer *timers;             /* every timer not yet freed */
     cs_timer *fired, *fired_tail; /* fired, callbacks not yet started */
-    cs_op *shutdown_op;           /* a light thread waiting in shutdown() */
+    struct cs_queue shutdown_waiters; /* threads waiting in shutdown() */
+    unsigned seq; /* orders ready threads and fired timers */
+    cs_defer *deferred_head, *deferred_tail; /* run between threads */
     void (*on_shutdown)(cs_sched *s); /* closes idle pooled connections */
     int premature_running;            /* premature callbacks not yet done */
     int threads_ref, traceback_ref, traced_ref;
-    int nthreads; /* live light threads, all handlers */
+    int chains_ref; /* coroutine -> its role in a waiting chain (weak) */
+    int nthreads;   /* live light threads, all handlers */
     int pending_timers, oneshot_timers, running_timers, dropped_timers;
     int dropped_reported, exiting;
     int (*isyieldable)(lua_State *); /* LuaJIT's, looked up at load */
@@ -178,9 +193,16 @@ void cs_resume_thread(cs_sched *s, cs_thread *th, int nargs);
 void cs_queue_push(struct cs_queue *q, cs_thread *th);
 void cs_queue_remove(cs_thread *th);
 void cs_run_ready(cs_sched *s);
+void cs_ready_push(cs_sched *s, cs_thread *th); /* runs after earlier events */
+void cs_defer_push(cs_sched *s, cs_defer *d);
+void cs_defer_remove(cs_sched *s, cs_defer *d);
 void cs_poll_once(cs_sched *s); /* main's sleep(0): one pass, no block */
 int cs_drive_until(lua_State *L, cs_sched *s, int (*cond)(void *), void *arg);
 void cs_push_threads(lua_State *L, cs_sched *s);
+/* 0: co is not in a waiting chain; 1: it resumed the next one; 2: it is
+ * the innermost, waiting itself. */
+int cs_chain_role(lua_State *L, cs_sched *s, int idx);
+void cs_chain_forget(cs_sched *s, cs_thread *th); /* C and the aux state */
 void cs_report_error(lua_State *co, cs_sched *s, const char *what);
 void cs_push_traceback(lua_State *L, cs_sched *s, lua_State *co);
 
@@ -201,7 +223,10 @@ void cs_open_thread(lua_State *L, int mod);
 /* timer.c */
 void cs_open_timer(lua_State *L, int mod);
 void cs_timers_free(cs_sched *s);
-void cs_timers_dispatch(cs_sched *s); /* starts fired callbacks */
+/* The first fired timer, if it fell due before seq: starts its callback
+ * and returns 1. */
+int cs_timers_dispatch_before(cs_sched *s, int any, unsigned seq);
+void cs_shutdown_wake(cs_sched *s);
 
 /* semaphore.c */
 void cs_open_semaphore(lua_State *L, int mod);

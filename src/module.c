@@ -3,6 +3,7 @@
  * second call returns the table bound to the existing scheduler. */
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "cosocket.h"
 #include "compat.h"
@@ -71,6 +72,12 @@ static cs_sched *sched_new(lua_State *L)
     lua_setfield(L, -2, "__mode");
     lua_setmetatable(L, -2);
     s->threads_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+    lua_newtable(L); /* coroutine -> role in a waiting chain, weak keys */
+    lua_createtable(L, 0, 1);
+    lua_pushliteral(L, "k");
+    lua_setfield(L, -2, "__mode");
+    lua_setmetatable(L, -2);
+    s->chains_ref = luaL_ref(L, LUA_REGISTRYINDEX);
     lua_getglobal(L, "debug");
     if (lua_istable(L, -1))
         lua_getfield(L, -1, "traceback");
@@ -90,6 +97,12 @@ static cs_sched *sched_new(lua_State *L)
     s->main_handler.s = s;
     cs_op_init(&s->main.op, s, &s->main, NULL);
     return s;
+}
+
+static int module_pid(lua_State *L)
+{
+    lua_pushinteger(L, (lua_Integer)getpid());
+    return 1;
 }
 
 CS_EXPORT int luaopen_cosocket(lua_State *L)
@@ -112,6 +125,10 @@ CS_EXPORT int luaopen_cosocket(lua_State *L)
     cs_open_tcp(L, mod);
     lua_pushliteral(L, "cosocket scm");
     lua_setfield(L, mod, "_VERSION");
+    lua_pushcfunction(L, module_pid);
+    lua_setfield(L, mod, "pid");
+    lua_pushlightuserdata(L, NULL); /* ngx.null: the NULL light userdata */
+    lua_setfield(L, mod, "null");
     lua_pushlightuserdata(L, (void *)&module_key);
     lua_pushvalue(L, mod);
     lua_rawset(L, LUA_REGISTRYINDEX);

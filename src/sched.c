@@ -3,6 +3,7 @@
  * the rules: a wait yields when a light thread is running and drives the
  * loop otherwise; the loop is never driven while a light thread runs. */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "cosocket.h"
@@ -169,7 +170,7 @@ void cs_op_done(cs_op *op)
     op_stop_watchers(op);
     op->done = 1;
     if (th != NULL && th != &op->s->main && th->waiting == op)
-        cs_queue_push(&op->s->ready, th);
+        cs_ready_push(op->s, th);
 }
 
 void cs_op_cancel(cs_op *op)
@@ -179,7 +180,7 @@ void cs_op_cancel(cs_op *op)
     if (!op->pending)
         return;
     op_stop_watchers(op);
-    if (op->on_cancel != NULL && !op->done)
+    if (op->on_cancel != NULL) /* done too: a resource handed out, say */
         op->on_cancel(op);
     op->pending = 0;
     op->done = 0;
@@ -223,6 +224,67 @@ int cs_can_yield(cs_sched *s, lua_State *L)
     return cs_isyieldable(L, s->isyieldable);
 }
 
+/* Remembers the coroutines between the light thread and the waiting one,
+ * entered in the chain map once the wait is armed. 0: no memory. */
+static int chain_save(cs_sched *s, cs_thread *th)
+{
+    int n = s->wrap_depth - s->wrap_base;
+
+    th->nchain = 0;
+    if (n <= 0)
+        return 1;
+    if (n > th->chaincap) {
+        lua_State **p = realloc(th->chain, (size_t)n * sizeof(*p));
+        if (p == NULL)
+            return 0;
+        th->chain = p;
+        th->chaincap = n;
+    }
+    memcpy(th->chain, s->wrap + s->wrap_base, (size_t)n * sizeof(*th->chain));
+    th->nchain = n;
+    return 1;
+}
+
+static void chain_set(cs_sched *s, cs_thread *th, int on)
+{
+    lua_State *L = s->aux;
+    int i;
+
+    if (L == NULL)
+        return;
+    lua_rawgeti(L, LUA_REGISTRYINDEX, s->chains_ref);
+    for (i = 0; i < th->nchain; i++) {
+        lua_pushthread(th->chain[i]);
+        lua_xmove(th->chain[i], L, 1);
+        if (on)
+            lua_pushinteger(L, i == th->nchain - 1 ? 2 : 1);
+        else
+            lua_pushnil(L);
+        lua_rawset(L, -3);
+    }
+    lua_pop(L, 1);
+    th->chain_known = (unsigned char)on;
+}
+
+void cs_chain_forget(cs_sched *s, cs_thread *th)
+{
+    if (th->chain_known)
+        chain_set(s, th, 0);
+    th->nchain = 0;
+}
+
+int cs_chain_role(lua_State *L, cs_sched *s, int idx)
+{
+    int role;
+
+    lua_rawgeti(L, LUA_REGISTRYINDEX, s->chains_ref);
+    lua_pushvalue(L, idx);
+    lua_rawget(L, -2);
+    role = (int)lua_tointeger(L, -1);
+    lua_pop(L, 2);
+    return role;
+}
+
 /* The coroutine that may wait: the running light thread itself, or the
  * innermost coroutine it resumed through cosocket.coroutine. */
 static lua_State *chain_top(cs_sched *s)
@@ -262,6 +324,8 @@ int cs_wait(lua_State *L, cs_op *op)
                              "(on PUC Lua 5.1 use cosocket.pcall)");
     /* Armed by the scheduler once the yield has reached it: a yield
      * refused on the way leaves nothing armed or busy (STYLE.md 3). */
+    if (!chain_save(s, s->current))
+        return luaL_error(L, "no memory");
     s->arm = op;
     lua_pushlightuserdata(L, (void *)&wait_sentinel);
     if (lua_gettop(L) > 1)   /* index 1 exists: not only the sentinel */
@@ -294,6 +358,8 @@ void cs_resume_thread(cs_sched *s, cs_thread *th, int nargs)
         if (op != NULL && nres >= 1 &&
             lua_touserdata(th->co, -nres) == &wait_sentinel) {
             th->nanchors = nres;
+            if (th->nchain > 0)
+                chain_set(s, th, 1);
             op_arm(op, th);
             return;
         }
@@ -317,6 +383,8 @@ static void deliver(cs_sched *s, cs_thread *th)
     int nres = 0, i;
 
     th->waiting = NULL;
+    if (th->nchain > 0)
+        cs_chain_forget(s, th);
     if (op != NULL) {
         op->pending = 0;
         op->done = 0;
@@ -339,15 +407,73 @@ static void run_posted(cs_sched *s)
         deliver(s, th);
 }
 
+void cs_ready_push(cs_sched *s, cs_thread *th)
+{
+    th->ready_seq = s->seq++;
+    cs_queue_push(&s->ready, th);
+}
+
+void cs_defer_push(cs_sched *s, cs_defer *d)
+{
+    if (d->queued)
+        return;
+    d->queued = 1;
+    d->next = NULL;
+    if (s->deferred_tail != NULL)
+        s->deferred_tail->next = d;
+    else
+        s->deferred_head = d;
+    s->deferred_tail = d;
+}
+
+void cs_defer_remove(cs_sched *s, cs_defer *d)
+{
+    cs_defer **p = &s->deferred_head, *prev = NULL;
+
+    if (!d->queued)
+        return;
+    while (*p != NULL && *p != d) {
+        prev = *p;
+        p = &(*p)->next;
+    }
+    if (*p == NULL)
+        return;
+    *p = d->next;
+    if (s->deferred_tail == d)
+        s->deferred_tail = prev;
+    d->queued = 0;
+}
+
+static void run_deferred(cs_sched *s)
+{
+    cs_defer *d;
+
+    while ((d = s->deferred_head) != NULL) {
+        s->deferred_head = d->next;
+        if (s->deferred_head == NULL)
+            s->deferred_tail = NULL;
+        d->queued = 0;
+        d->run(d);
+    }
+}
+
+/* Runs what is ready, in the order it became ready: threads resumed by
+ * events and timer callbacks fired by the loop (ngx's order of expiry). */
 void cs_run_ready(cs_sched *s)
 {
-    cs_thread *th;
+    for (;;) {
+        cs_thread *th;
 
-    cs_timers_dispatch(s);
-    run_posted(s);
-    while ((th = queue_pop(&s->ready)) != NULL) {
-        deliver(s, th);
         run_posted(s);
+        run_deferred(s);
+        th = s->ready.head;
+        if (cs_timers_dispatch_before(s, th == NULL,
+                                      th != NULL ? th->ready_seq : 0))
+            continue;
+        if (th == NULL)
+            return;
+        cs_queue_remove(th);
+        deliver(s, th);
     }
 }
 
@@ -358,7 +484,7 @@ static void release_deferred(cs_sched *s)
 
     while ((th = queue_pop(&s->deferred)) != NULL) {
         th->waiting->done = 1;
-        cs_queue_push(&s->ready, th);
+        cs_ready_push(s, th);
     }
 }
 
@@ -377,16 +503,16 @@ int cs_drive_until(lua_State *L, cs_sched *s, int (*cond)(void *), void *arg)
     for (;;) {
         int active, flags;
 
+        /* what fell due with the awaited event runs before main goes on */
         cs_run_ready(s);
         if (cond(arg))
             return 1;
         flags = s->deferred.head != NULL ? EVRUN_NOWAIT : EVRUN_ONCE;
         active = ev_run(s->loop, flags);
         release_deferred(s);
-        if (cond(arg))
-            return 1;
-        if (!active && s->ready.head == NULL && s->posted.head == NULL &&
-            s->fired == NULL)
+        if (!active && !cond(arg) && s->ready.head == NULL &&
+            s->posted.head == NULL && s->fired == NULL &&
+            s->deferred_head == NULL)
             return 0; /* no watcher, no timer, no thread can change it */
     }
 }

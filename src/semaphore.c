@@ -1,6 +1,8 @@
 /* cosocket.semaphore(n): ngx.semaphore's semantics (SPEC.md 10.8).
  * Waiters are threads in a FIFO queue; their wait is an op like any other,
  * so kill and timeouts need nothing special. */
+#include <string.h>
+
 #include "cosocket.h"
 #include "compat.h"
 
@@ -10,7 +12,8 @@ typedef struct cs_sema {
     cs_sched *s;
     lua_Integer count;
     int nwaiters;
-    struct cs_queue waiters;
+    struct cs_queue waiters; /* FIFO; a waiter leaves it when served */
+    cs_defer hand_out;       /* post() hands resources out later, as ngx */
 } cs_sema;
 
 static cs_sema *sema_check(lua_State *L)
@@ -36,6 +39,10 @@ static void sema_on_arm(cs_op *op)
     sema->nwaiters++;
 }
 
+static void sema_wake(cs_sema *sema);
+
+/* A waiter times out or is killed: it leaves the queue, or gives back
+ * the resource it was handed and has not taken yet. */
 static void sema_on_cancel(cs_op *op)
 {
     cs_sema *sema = op->self;
@@ -43,6 +50,9 @@ static void sema_on_cancel(cs_op *op)
     if (op->thread->queue == &sema->waiters) {
         cs_queue_remove(op->thread);
         sema->nwaiters--;
+    } else if (op->done && op->err == NULL) {
+        sema->count++;
+        sema_wake(sema);
     }
 }
 
@@ -57,9 +67,10 @@ static int sema_results(lua_State *L, cs_op *op)
     return 2;
 }
 
-/* Hands free resources to waiters in FIFO order; they run later. */
-static void sema_wake(cs_sema *sema)
+/* Hands free resources to waiters in FIFO order, between two resumes. */
+static void sema_hand_out(cs_defer *d)
 {
+    cs_sema *sema = cs_container_of(d, cs_sema, hand_out);
     cs_thread *th;
 
     while (sema->count > 0 && (th = sema->waiters.head) != NULL) {
@@ -68,6 +79,12 @@ static void sema_wake(cs_sema *sema)
         sema->count--;
         cs_op_done(th->waiting);
     }
+}
+
+static void sema_wake(cs_sema *sema)
+{
+    if (sema->waiters.head != NULL)
+        cs_defer_push(sema->s, &sema->hand_out);
 }
 
 static int sema_new(lua_State *L)
@@ -83,6 +100,8 @@ static int sema_new(lua_State *L)
     sema->count = (lua_Integer)n;
     sema->nwaiters = 0;
     sema->waiters.head = sema->waiters.tail = NULL;
+    memset(&sema->hand_out, 0, sizeof(sema->hand_out));
+    sema->hand_out.run = sema_hand_out;
     luaL_getmetatable(L, SEMA_MT);
     lua_setmetatable(L, -2);
     return 1;
@@ -139,6 +158,7 @@ static int sema_gc(lua_State *L)
     cs_sema *sema = lua_touserdata(L, 1);
     cs_thread *th;
 
+    cs_defer_remove(sema->s, &sema->hand_out);
     /* Only inside lua_close can waiters remain: cancel them, C only. */
     while ((th = sema->waiters.head) != NULL) {
         if (th->waiting != NULL)

@@ -108,8 +108,8 @@ void cs_handler_check(cs_handler *h)
         cs_op_done(h->waiter);
     if (h->is_timer)
         s->running_timers--;
-    if (h->premature && --s->premature_running == 0 && s->shutdown_op)
-        cs_op_done(s->shutdown_op);
+    if (h->premature && --s->premature_running == 0)
+        cs_shutdown_wake(s);
     if (from != NULL) {
         h->from = NULL;
         from->ntimers--;
@@ -181,6 +181,8 @@ static int thread_gc(lua_State *L)
     /* Alive here only inside lua_close: cancel without running Lua. */
     if (th->waiting != NULL)
         cs_op_cancel(th->waiting);
+    free(th->chain);
+    th->chain = NULL;
     cs_queue_remove(th);
     children_unlink(th);
     return 0;
@@ -279,6 +281,7 @@ void cs_thread_kill(cs_thread *th)
         return;
     if (th->waiting != NULL)
         cs_op_cancel(th->waiting);
+    cs_chain_forget(th->s, th);
     cs_queue_remove(th);
     th->state = CS_TH_DEAD;
     th->nres = 0;
@@ -503,6 +506,7 @@ static int thread_run(lua_State *L)
     me->op.aux = h;
     h->waiter = &me->op;
     h->refs++;
+    ev_now_update(s->loop); /* DECISIONS.md 3: entering run refreshes it */
     cs_start_thread(s, h->entry);
     if (h->done) {
         h->waiter = NULL;

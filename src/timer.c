@@ -17,6 +17,7 @@ struct cs_timer {
     int nargs;
     int fires; /* firings not yet dispatched */
     unsigned char every, queued, premature, stopped;
+    unsigned fired_seq;    /* when it first fired: ordered with threads */
     cs_timer *next, *prev; /* s->timers: every timer not yet freed */
     cs_timer *fired_next;  /* s->fired: waiting for dispatch */
 };
@@ -91,6 +92,7 @@ static void timer_queue(cs_timer *t)
     if (t->queued)
         return;
     t->queued = 1;
+    t->fired_seq = s->seq++;
     t->fired_next = NULL;
     if (s->fired_tail != NULL)
         s->fired_tail->fired_next = t;
@@ -169,22 +171,23 @@ static void timer_start_handler(cs_sched *s, cs_timer *t)
     cs_start_thread(s, h->entry);
 }
 
-void cs_timers_dispatch(cs_sched *s)
+int cs_timers_dispatch_before(cs_sched *s, int any, unsigned seq)
 {
-    cs_timer *t;
+    cs_timer *t = s->fired;
 
-    while ((t = s->fired) != NULL) {
-        s->fired = t->fired_next;
-        if (s->fired == NULL)
-            s->fired_tail = NULL;
-        t->queued = 0;
-        while (t->fires > 0) {
-            t->fires--;
-            timer_start_handler(s, t);
-        }
-        if (!t->every || t->stopped)
-            timer_free(t);
+    if (t == NULL || (!any && (int)(t->fired_seq - seq) > 0))
+        return 0;
+    s->fired = t->fired_next;
+    if (s->fired == NULL)
+        s->fired_tail = NULL;
+    t->queued = 0;
+    while (t->fires > 0) {
+        t->fires--;
+        timer_start_handler(s, t);
     }
+    if (!t->every || t->stopped)
+        timer_free(t);
+    return 1;
 }
 
 static int timer_create(lua_State *L, int every)
@@ -263,11 +266,26 @@ static int shutdown_done(void *arg)
     return s->premature_running == 0 && s->fired == NULL;
 }
 
-static int shutdown_results(lua_State *L, cs_op *op)
+static void shutdown_on_arm(cs_op *op)
 {
-    (void)L;
-    op->s->shutdown_op = NULL;
-    return 0;
+    cs_queue_push(&op->s->shutdown_waiters, op->thread);
+}
+
+static void shutdown_on_cancel(cs_op *op)
+{
+    if (op->thread->queue == &op->s->shutdown_waiters)
+        cs_queue_remove(op->thread);
+}
+
+/* The last premature callback is done: every shutdown() returns. */
+void cs_shutdown_wake(cs_sched *s)
+{
+    cs_thread *th;
+
+    while ((th = s->shutdown_waiters.head) != NULL) {
+        cs_queue_remove(th);
+        cs_op_done(th->waiting);
+    }
 }
 
 static int timer_shutdown(lua_State *L)
@@ -297,13 +315,22 @@ static int timer_shutdown(lua_State *L)
         cs_drive_until(L, s, shutdown_done, s);
         return 0;
     }
-    cs_timers_dispatch(s); /* the premature callbacks start now */
+    while (cs_timers_dispatch_before(s, 1, 0))
+        ; /* the premature callbacks start now */
     if (shutdown_done(s))
         return 0;
-    cs_op_init(&me->op, s, me, shutdown_results);
-    s->shutdown_op = &me->op;
+    cs_op_init(&me->op, s, me, NULL);
+    me->op.on_arm = shutdown_on_arm;
+    me->op.on_cancel = shutdown_on_cancel;
     lua_settop(L, 0);
     return cs_wait(L, &me->op);
+}
+
+/* exiting(): shutdown() has begun (ngx.worker.exiting) */
+static int timer_exiting(lua_State *L)
+{
+    lua_pushboolean(L, cs_sched_get(L)->exiting);
+    return 1;
 }
 
 void cs_timers_free(cs_sched *s)
@@ -318,11 +345,15 @@ void cs_timers_free(cs_sched *s)
 
 void cs_open_timer(lua_State *L, int mod)
 {
-    static const luaL_Reg funcs[] = {
-        {"now", timer_now_lua},       {"update_time", timer_update_time},
-        {"sleep", timer_sleep},       {"timer", timer_at},
-        {"every", timer_every},       {"timer_counts", timer_counts},
-        {"shutdown", timer_shutdown}, {NULL, NULL}};
+    static const luaL_Reg funcs[] = {{"now", timer_now_lua},
+                                     {"update_time", timer_update_time},
+                                     {"sleep", timer_sleep},
+                                     {"timer", timer_at},
+                                     {"every", timer_every},
+                                     {"timer_counts", timer_counts},
+                                     {"shutdown", timer_shutdown},
+                                     {"exiting", timer_exiting},
+                                     {NULL, NULL}};
 
     cs_register(L, mod, funcs);
 }

@@ -1,0 +1,302 @@
+-- The fixture servers themselves (spec/fixtures/fixture.c, helpers.start_fixture),
+-- checked with LuaSocket so that a broken fixture fails here, not as a
+-- mysterious cosocket failure elsewhere.  LuaSocket reports ECONNRESET as
+-- "closed" too: a reset is told from a clean close by receive("*a") failing
+-- after some data (a clean close makes it succeed) and by a pending socket
+-- error (getoption("error")).
+local helpers = require "helpers"
+local socket = require "socket"
+
+local function connect(srv, timeout)
+  local s = srv.host == "::1" and socket.tcp6() or socket.tcp()
+  s:settimeout(timeout or 2)
+  assert(s:connect(srv.host, srv.port))
+  return s
+end
+
+local function with(mode, opts, fn)
+  local srv = helpers.start_fixture(mode, opts)
+  finally(function() srv:stop() end)
+  return fn(srv)
+end
+
+describe("helpers.script", function()
+  it("hex-encodes data and joins the tokens into one line", function()
+    assert.equal("w:68656c6c6f0d0a p:50 c\n",
+      helpers.script({ "w", "hello\r\n" }, { "p", 50 }, "c"))
+    assert.equal("d:00ff e l n a h r\n",
+      helpers.script({ "d", "\0\255" }, "e", "l", "n", "a", "h", "r"))
+  end)
+
+  it("rejects an unknown token", function()
+    assert.has_error(function() helpers.script("x") end,
+      "helpers.script: bad token #1 (x)")
+  end)
+end)
+
+describe("helpers.start_fixture", function()
+  it("gives host, port and pid, and stop() ends the process", function()
+    local srv = helpers.start_fixture("echo")
+    finally(function() srv:stop() end)
+    assert.equal("127.0.0.1", srv.host)
+    assert.is_true(srv.port > 0)
+    assert.truthy(io.open("/proc/" .. srv.pid .. "/stat"))
+    srv:stop()
+    local f = io.open("/proc/" .. srv.pid .. "/stat")
+    local state = f and f:read("*a"):match("^%d+ %(.*%) (%a)")
+    if f then f:close() end
+    assert.is_true(state == nil or state == "Z")
+    srv:stop()   -- twice is fine
+    local s = socket.tcp()
+    s:settimeout(1)
+    assert.same({ nil, "connection refused" }, { s:connect("127.0.0.1", srv.port) })
+  end)
+
+  it("raises a clear error when the fixture cannot start", function()
+    local ok, err = pcall(helpers.start_fixture, "no-such-mode", { quiet = true })
+    assert.is_false(ok)
+    assert.matches("fixture no%-such%-mode %(pid %d+%) exited without printing its PORT line",
+      err)
+  end)
+
+  it("starts one on a given port", function()
+    local probe = socket.bind("127.0.0.1", 0)
+    local _, free = probe:getsockname()
+    probe:close()
+    with("echo", { port = tonumber(free) }, function(srv)
+      assert.equal(tonumber(free), srv.port)
+      local s = connect(srv)
+      assert(s:send("x\n"))
+      assert.equal("x", s:receive("*l"))
+      s:close()
+    end)
+  end)
+end)
+
+describe("fixture echo", function()
+  it("sends every byte back, on many connections at once", function()
+    with("echo", nil, function(srv)
+      local n = helpers.scale(200, 10)
+      local socks = {}
+      for i = 1, n do
+        socks[i] = connect(srv)
+        assert(socks[i]:send("line " .. i .. "\n"))
+      end
+      for i = 1, n do
+        assert.equal("line " .. i, socks[i]:receive("*l"))
+        socks[i]:close()
+      end
+    end)
+  end)
+
+  it("echoes a megabyte", function()
+    with("echo", nil, function(srv)
+      local data = string.rep("0123456789abcdef", 65536)
+      local s = connect(srv)
+      assert(s:send(data))
+      assert.equal(data, s:receive(#data))
+      s:close()
+    end)
+  end)
+
+  it("listens on ::1 with ipv6", function()
+    with("echo", { ipv6 = true }, function(srv)
+      assert.equal("::1", srv.host)
+      local s = connect(srv)
+      assert(s:send("six\n"))
+      assert.equal("six", s:receive("*l"))
+      s:close()
+    end)
+  end)
+
+  it("listens on a unix socket, and removes it when stopped", function()
+    local unix = require "socket.unix"
+    local srv = helpers.start_fixture("echo", { unix = true })
+    finally(function() srv:stop() end)
+    assert.equal(0, srv.port)
+    assert.is_nil(srv.host)
+    local s = unix.stream()
+    s:settimeout(2)
+    assert(s:connect(srv.path))
+    assert(s:send("unix\n"))
+    assert.equal("unix", s:receive("*l"))
+    s:close()
+    srv:stop()
+    assert.is_nil(io.open(srv.path))
+  end)
+end)
+
+describe("fixture script", function()
+  it("writes, pauses, then closes cleanly", function()
+    with("script", nil, function(srv)
+      local s = connect(srv)
+      local t0 = socket.gettime()
+      assert(s:send(helpers.script({ "w", "hello\r\n" }, { "p", 50 }, { "w", "bye" }, "c")))
+      assert.equal("hello", s:receive("*l"))
+      assert.same({ "bye" }, { s:receive("*a") })   -- a clean EOF: *a succeeds
+      assert.is_true(socket.gettime() - t0 >= 0.045)
+      s:close()
+    end)
+  end)
+
+  it("dribbles one byte per write", function()
+    with("script", nil, function(srv)
+      local s = connect(srv)
+      local t0 = socket.gettime()
+      assert(s:send(helpers.script({ "d", "abcd" }, "c")))
+      assert.equal("abcd", s:receive("*a"))
+      assert.is_true(socket.gettime() - t0 >= 0.003)
+      s:close()
+    end)
+  end)
+
+  it("resets: the client's receive fails after the data", function()
+    with("script", nil, function(srv)
+      local s = connect(srv)
+      assert(s:send(helpers.script({ "w", "x" }, { "p", 30 }, "r")))
+      assert.same({ nil, "closed", "x" }, { s:receive("*a") })
+      s:close()
+      s = connect(srv)
+      assert(s:send(helpers.script("r")))
+      socket.sleep(0.05)
+      assert.truthy(s:getoption("error"))   -- ECONNRESET pending (nil after a FIN)
+      s:close()
+    end)
+  end)
+
+  it("counts the connections it accepted", function()
+    with("script", nil, function(srv)
+      for i = 1, 3 do
+        local s = connect(srv)
+        assert(s:send(helpers.script("a", "c")))
+        assert.equal(i .. "\n", s:receive("*a"))
+        s:close()
+      end
+    end)
+  end)
+
+  it("echoes from e on, including what came before it", function()
+    with("script", nil, function(srv)
+      local s = connect(srv)
+      assert(s:send(helpers.script({ "p", 20 }, "e") .. "early "))
+      assert(s:send("late\n"))
+      assert.equal("early late", s:receive("*l"))
+      s:close()
+    end)
+  end)
+
+  it("echoes complete lines with l", function()
+    with("script", nil, function(srv)
+      local s = connect(srv)
+      assert(s:send(helpers.script("l") .. "one\ntw"))
+      assert.equal("one", s:receive("*l"))
+      assert(s:send("o\n"))
+      assert.equal("two", s:receive("*l"))
+      s:close()
+    end)
+  end)
+
+  it("half-closes with h and keeps reading", function()
+    with("script", nil, function(srv)
+      local s = connect(srv)
+      assert(s:send(helpers.script({ "w", "hi" }, "h")))
+      assert.equal("hi", s:receive("*a"))
+      assert(s:send("still read"))
+      s:close()
+    end)
+  end)
+
+  it("stops reading with n, so the client's send times out", function()
+    with("script", nil, function(srv)
+      local s = connect(srv, 0.2)
+      assert(s:send(helpers.script("n")))
+      local ok, err, sent = s:send(string.rep("x", 16 * 1024 * 1024))
+      assert.is_nil(ok)
+      assert.equal("timeout", err)
+      assert.is_true(sent > 0)
+      s:close()
+    end)
+  end)
+
+  it("closes a connection whose script line is malformed", function()
+    with("script", { quiet = true }, function(srv)
+      local s = connect(srv)
+      assert(s:send("bogus\n"))
+      assert.same({ nil, "closed", "" }, { s:receive("*a") })   -- LuaSocket: *a of nothing
+      assert.is_nil(s:getoption("error"))                       -- a FIN, not a reset
+      s:close()
+    end)
+  end)
+end)
+
+describe("fixture silent", function()
+  it("reads and never answers", function()
+    with("silent", nil, function(srv)
+      local s = connect(srv, 0.1)
+      assert(s:send("anyone?\n"))
+      assert.same({ nil, "timeout", "" }, { s:receive("*l") })
+      s:close()
+    end)
+  end)
+end)
+
+describe("fixture full", function()
+  it("makes a new connect time out (not refused)", function()
+    with("full", nil, function(srv)
+      local s = socket.tcp()
+      s:settimeout(0.2)
+      local t0 = socket.gettime()
+      assert.same({ nil, "timeout" }, { s:connect(srv.host, srv.port) })
+      assert.is_true(socket.gettime() - t0 >= 0.15)
+      s:close()
+    end)
+  end)
+end)
+
+describe("fixture dns", function()
+  it("answers NXDOMAIN for nx.test", function()
+    with("dns", nil, function(srv)
+      assert.same({ 3, {} }, { helpers.dns_query(srv, "nx.test", "A") })
+    end)
+  end)
+
+  it("answers A 127.0.0.1 for v4.test (any case), TTL 1", function()
+    with("dns", nil, function(srv)
+      assert.same({ 0, { { type = 1, ttl = 1, data = "\127\0\0\1" } } },
+        { helpers.dns_query(srv, "V4.Test", "A") })
+      assert.same({ 0, {} }, { helpers.dns_query(srv, "v4.test", "AAAA") })
+    end)
+  end)
+
+  it("answers the other names by the table", function()
+    with("dns", { ipv6 = true }, function(srv)
+      local lo6 = string.rep("\0", 15) .. "\1"
+      assert.same({ 2, {} }, { helpers.dns_query(srv, "servfail.test", "A") })
+      assert.same({ 5, {} }, { helpers.dns_query(srv, "refused.test", "A") })
+      assert.same({ 0, {} }, { helpers.dns_query(srv, "nodata.test", "A") })
+      assert.same({ 0, { { type = 28, ttl = 1, data = lo6 } } },
+        { helpers.dns_query(srv, "v6.test", "AAAA") })
+      assert.same({ 0, { { type = 1, ttl = 1, data = "\127\0\0\2" },
+                         { type = 1, ttl = 1, data = "\127\0\0\1" } } },
+        { helpers.dns_query(srv, "two.test", "A") })
+      assert.same({ nil, "timeout" }, { helpers.dns_query(srv, "silent.test", "A", 0.1) })
+      assert.equal(0, helpers.dns_count(srv))
+      helpers.dns_query(srv, "count.test", "A")
+      helpers.dns_query(srv, "count.test", "AAAA")
+      assert.equal(2, helpers.dns_count(srv))
+    end)
+  end)
+end)
+
+describe("fixture udpecho", function()
+  it("sends each datagram back", function()
+    with("udpecho", nil, function(srv)
+      local u = socket.udp()
+      u:settimeout(2)
+      assert(u:setpeername(srv.host, srv.port))
+      assert(u:send("dgram"))
+      assert.equal("dgram", u:receive())
+      u:close()
+    end)
+  end)
+end)
