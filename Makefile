@@ -20,6 +20,8 @@ OBJS    = $(SRCS:src/%.c=$(BUILD)/%.o)
 C_FILES = $(wildcard src/*.[ch])
 SO      = $(BUILD)/cosocket.so
 FIXTURE = $(BUILD)/fixture
+# programs the specs run: the fixture servers, and two Lua states in C
+TEST_PROGS = $(FIXTURE) $(BUILD)/two_states
 
 # -Werror only in CI (CI=true, set by .ci/run) or on request (WERROR=1): a new
 # compiler's new warning must not break a user's `luarocks make`.
@@ -95,6 +97,11 @@ FORCE:
 $(FIXTURE): spec/fixtures/fixture.c $(BUILD)/flags
 	$(CC) $(FIXTURE_CFLAGS) -o $@ $<
 
+# a C host embedding liblua: the one program here that links it
+$(BUILD)/two_states: spec/c/two_states.c $(BUILD)/flags
+	$(CC) $(FIXTURE_CFLAGS) $(addprefix -I,$(LUA_INCDIR)) -o $@ $< \
+	  $$(pkg-config --libs $(LUA_PC))
+
 # the 5.4 build gets its own directory and headers (STYLE.md 6)
 build54:
 	$(MAKE) BUILD=$(BUILD54) LUA_PC=lua5.4 \
@@ -126,7 +133,7 @@ deps-list:
 
 # deps first, then the build: a recursive make keeps that order under -j
 test: deps
-	$(MAKE) all $(FIXTURE)
+	$(MAKE) all $(TEST_PROGS)
 	$(if $(filter 1,$(COSOCKET_LUA54)),$(MAKE) build54)
 	COSOCKET_BUILD=$(BUILD) COSOCKET_BUILD54=$(BUILD54) spec/run-all
 
@@ -144,7 +151,8 @@ demo: deps
 asan: deps
 	$(MAKE) CC=$(ASAN_CC) BUILD=build/asan \
 	  CFLAGS="-O1 -g -fno-omit-frame-pointer $(SAN)" \
-	  LDFLAGS="$(SAN) -Wl,-z,nodelete" all build/asan/fixture
+	  LDFLAGS="$(SAN) -Wl,-z,nodelete" all build/asan/fixture \
+	  build/asan/two_states
 	COSOCKET_BUILD=build/asan RUNS=lua51 \
 	  COSOCKET_PRELOAD="$$($(ASAN_CC) -print-file-name=libasan.so)" \
 	  ASAN_OPTIONS=detect_leaks=1:exitcode=23 \
@@ -152,7 +160,7 @@ asan: deps
 	  spec/run-all
 
 valgrind: deps
-	$(MAKE) all $(FIXTURE)
+	$(MAKE) all $(TEST_PROGS)
 	COSOCKET_BUILD=$(BUILD) RUNS=lua51 COSOCKET_TEST_SCALE=$(VALGRIND_SCALE) \
 	  COSOCKET_LUA_WRAPPER="$(VALGRIND)" spec/run-all
 

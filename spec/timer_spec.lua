@@ -188,7 +188,8 @@ describe("the cached time", function()
 end)
 
 describe("cosocket.run and timers", function()
-  it("waits for the one-shot timers f, its threads and their callbacks created", function()
+  it("waits for the one-shot timers f and its threads created, not for others' timers",
+    function()
     local log, p = recorder()
     local others, gate = false, cs.semaphore(0)
     cs.timer(0, function() gate:wait(1); others = true end)  -- main's: not waited for
@@ -197,16 +198,31 @@ describe("cosocket.run and timers", function()
       cs.spawn(function()
         cs.timer(0.005, function()
           cs.sleep(0.001)
-          cs.timer(0.002, function() p("chained timer") end)
           p("thread's timer")
         end)
       end)
     end)
-    assert.same({ "f's timer", "thread's timer", "chained timer" }, log)
+    assert.same({ "f's timer", "thread's timer" }, log)
     assert.is_false(others)
     gate:post(1)
     cs.sleep(0)
     assert.is_true(others)
+  end)
+
+  it("does not wait for the timers that its timers' callbacks create (their own handlers)",
+    function()
+    -- DECISIONS.md 2: a timer is done when its callback has finished
+    local log, p = recorder()
+    local chained = cs.semaphore(0)
+    cs.run(function()
+      cs.timer(0.001, function()
+        cs.timer(0.02, function() p("chained timer"); chained:post(1) end)
+        p("f's timer")
+      end)
+    end)
+    assert.same({ "f's timer" }, log)
+    assert.is_true(chained:wait(1))
+    assert.same({ "f's timer", "chained timer" }, log)
   end)
 
   it("does not wait for every timers f created (child)", function()
@@ -223,6 +239,27 @@ describe("cosocket.run and timers", function()
     ]]
     assert.equal("", err)
     assert.equal("0\ntrue\n", out)
+    assert.equal(0, status)
+  end)
+end)
+
+describe("a callback that re-arms its own timer (the ngx.timer.at idiom)", function()
+  it("counts as one running timer each time, and so never runs out (child)", function()
+    local out, err, status = child [[
+      cs.configure { max_running_timers = 2 }
+      local n, counts = 0, {}
+      local function tick(premature)
+        if premature then return end
+        n = n + 1
+        counts[#counts + 1] = (cs.timer_counts())
+        if n < 6 then cs.timer(0.001, tick) end
+      end
+      cs.timer(0.001, tick)
+      cs.run()
+      io.write(n, " ", table.concat(counts, ","), " ", select(3, cs.timer_counts()), "\n")
+    ]]
+    assert.equal("", err)
+    assert.equal("6 1,1,1,1,1,1 0\n", out)
     assert.equal(0, status)
   end)
 end)
@@ -330,14 +367,14 @@ describe("cosocket.shutdown (child processes)", function()
       cs.every(10, function(premature, a)
         log[#log + 1] = "every " .. tostring(premature) .. " " .. a
       end, "y")
-      io.write(table.concat({ cs.timer_counts() }, " "), "\n")
+      io.write(table.concat({ cs.timer_counts() }, " "), " ", tostring(cs.exiting()), "\n")
       cs.shutdown()
       table.sort(log)
       io.write(table.concat(log, ","), "\n")
-      io.write(table.concat({ cs.timer_counts() }, " "), "\n")
+      io.write(table.concat({ cs.timer_counts() }, " "), " ", tostring(cs.exiting()), "\n")
     ]]
     assert.equal("", err)
-    assert.equal("0 2 0\nevery true y,once true x\n0 0 0\n", out)
+    assert.equal("0 2 0 false\nevery true y,once true x\n0 0 0 true\n", out)
     assert.equal(0, status)
   end)
 

@@ -99,7 +99,9 @@ void cs_handler_check(cs_handler *h)
 
     if (h->done || h->entry == NULL || h->entry->state == CS_TH_ALIVE)
         return;
-    if (!h->failed && (h->nthreads > 0 || h->ntimers > 0))
+    /* a timer's handler does not wait for the timers its callback made:
+     * they are handlers of their own (the ngx.timer.at re-arm idiom) */
+    if (!h->failed && (h->nthreads > 0 || (!h->is_timer && h->ntimers > 0)))
         return;
     h->done = 1;
     h->ntimers = 0;

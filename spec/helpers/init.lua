@@ -29,27 +29,35 @@ local function read_file(path)
   return data
 end
 
--- Runs `code` in a child interpreter with this process' module paths.
--- Returns stdout, stderr and the exit status.  The child is killed after
--- `timeout` seconds (default 20).  Children that load our module get the
--- sanitizer runtime when the suite runs under `make asan`.
-function helpers.run_lua(code, timeout)
-  local script = os.tmpname()
+-- Runs a program (an argv table) with this process' module paths, killed
+-- after `timeout` seconds (default 20).  Returns stdout, stderr and the exit
+-- status.  Under `make asan` the children get the sanitizer runtime too:
+-- they load the instrumented module.
+function helpers.run_program(argv, timeout)
   local out, err = os.tmpname(), os.tmpname()
-  local f = assert(io.open(script, "wb"))
-  f:write(code)
-  f:close()
   local preload = os.getenv("COSOCKET_PRELOAD")
   local env = "LUA_CPATH=" .. shell_quote(package.cpath) ..
               " LUA_PATH=" .. shell_quote(package.path) ..
               (preload and preload ~= "" and (" LD_PRELOAD=" .. shell_quote(preload)) or "")
-  local cmd = string.format("env %s timeout -s KILL %d %s %s >%s 2>%s",
-    env, timeout or 20, helpers.interpreter(), shell_quote(script),
-    shell_quote(out), shell_quote(err))
+  local words = {}
+  for i, a in ipairs(argv) do words[i] = shell_quote(a) end
+  local cmd = string.format("env %s timeout -s KILL %d %s >%s 2>%s",
+    env, timeout or 20, table.concat(words, " "), shell_quote(out), shell_quote(err))
   local r1, _, r3 = os.execute(cmd)
   local status = type(r1) == "number" and r1 / 256 or r3  -- 5.1 vs 5.2+
   local stdout, stderr = read_file(out), read_file(err)
-  os.remove(script); os.remove(out); os.remove(err)
+  os.remove(out); os.remove(err)
+  return stdout, stderr, status
+end
+
+-- Runs `code` in a child interpreter (the one running this spec).
+function helpers.run_lua(code, timeout)
+  local script = os.tmpname()
+  local f = assert(io.open(script, "wb"))
+  f:write(code)
+  f:close()
+  local stdout, stderr, status = helpers.run_program({ helpers.interpreter(), script }, timeout)
+  os.remove(script)
   return stdout, stderr, status
 end
 

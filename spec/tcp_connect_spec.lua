@@ -1,0 +1,492 @@
+-- cosocket.tcp() and sock:connect (SPEC.md 0.3-0.6, 1, 2, 7.2; DECISIONS.md 6):
+-- argument handling, IPv4/IPv6/unix peers, ports in the host string,
+-- timeouts, reconnects, and name resolution against the `dns` fixture (in
+-- child processes: a resolver string cannot be unset in this state).
+local cs = require "cosocket"
+local helpers = require "helpers"
+local socket = require "socket"
+
+local function pack(...) return { n = select("#", ...), ... } end
+
+local function clock()
+  cs.update_time()
+  return cs.now()
+end
+
+-- a port where nothing listens (a fixture that has just stopped)
+local function dead_port()
+  local srv = helpers.start_fixture("echo")
+  local port = srv.port
+  srv:stop()
+  return port
+end
+
+-- one echo round trip: the connection really goes to an echo peer
+local function roundtrip(sock, text)
+  text = text or "ping\n"
+  assert.equal(#text, sock:send(text))
+  assert.equal(text:sub(1, -2), sock:receive())
+end
+
+-- a LuaSocket listener: its accepted connections show what the peer sees
+local function listener()
+  local l = assert(socket.bind("127.0.0.1", 0))
+  l:settimeout(2)
+  local _, port = l:getsockname()
+  return l, tonumber(port)
+end
+
+-- what the peer reads on an accepted connection within 1 s: "closed" at EOF
+local function peer_sees(conn)
+  conn:settimeout(1)
+  local data, err, partial = conn:receive("*a")
+  if data then return "closed", data end   -- *a succeeds at EOF
+  return err, partial
+end
+
+describe("cosocket.tcp", function()
+  it("takes no arguments and returns a plain table", function()
+    assert.has_error(function() cs.tcp(1) end, "expecting zero arguments, but got 1")
+    assert.has_error(function() cs.tcp(nil, nil) end, "expecting zero arguments, but got 2")
+    local sock = cs.tcp()
+    assert.equal("table", type(sock))
+    assert.equal(1, select("#", cs.tcp()))
+  end)
+
+  it("is the very same function as cosocket.stream", function()
+    assert.equal(cs.tcp, cs.stream)
+  end)
+
+  it("gives a fresh socket that is closed for every operation", function()
+    local sock = cs.tcp()
+    assert.same({ n = 2, nil, "closed" }, pack(sock:send("x")))
+    assert.same({ n = 2, nil, "closed" }, pack(sock:receive()))
+    assert.same({ n = 2, nil, "closed" }, pack(sock:close()))
+    assert.same({ n = 2, nil, "closed" }, pack(sock:getreusedtimes()))
+  end)
+end)
+
+describe("sock:connect", function()
+  it("returns exactly the integer 1 for an IPv4 peer", function()
+    local srv = helpers.start_fixture("echo")
+    finally(function() srv:stop() end)
+    local sock = cs.tcp()
+    assert.same({ n = 1, 1 }, pack(sock:connect("127.0.0.1", srv.port)))
+    roundtrip(sock)
+    assert.equal(1, sock:close())
+  end)
+
+  it("returns exactly 1 for an IPv6 literal in brackets", function()
+    local srv = helpers.start_fixture("echo", { ipv6 = true })
+    finally(function() srv:stop() end)
+    local sock = cs.tcp()
+    assert.same({ n = 1, 1 }, pack(sock:connect("[::1]", srv.port)))
+    roundtrip(sock)
+    sock:close()
+  end)
+
+  it("returns exactly 1 for a unix socket, whatever the case of the prefix", function()
+    local srv = helpers.start_fixture("echo", { unix = true })
+    finally(function() srv:stop() end)
+    for _, prefix in ipairs { "unix:", "UNIX:", "Unix:" } do
+      local sock = cs.tcp()
+      assert.same({ n = 1, 1 }, pack(sock:connect(prefix .. srv.path)))
+      roundtrip(sock)
+      sock:close()
+    end
+    -- a second argument that is not a number is ignored for unix sockets
+    local sock = cs.tcp()
+    assert.same({ n = 1, 1 }, pack(sock:connect("unix:" .. srv.path, nil)))
+    roundtrip(sock)
+    sock:close()
+  end)
+
+  it("reports a refused connection and leaves the object closed", function()
+    local port = dead_port()
+    local sock = cs.tcp()
+    assert.same({ n = 2, nil, "connection refused" }, pack(sock:connect("127.0.0.1", port)))
+    assert.same({ n = 2, nil, "closed" }, pack(sock:send("x")))
+    assert.same({ n = 2, nil, "closed" }, pack(sock:receive()))
+    assert.same({ n = 2, nil, "closed" }, pack(sock:close()))
+  end)
+
+  it("reports a missing unix socket file", function()
+    local sock = cs.tcp()
+    assert.same({ n = 2, nil, "no such file or directory" },
+      pack(sock:connect("unix:/nonexistent/cosocket-spec.sock")))
+    assert.same({ n = 2, nil, "closed" }, pack(sock:send("x")))
+  end)
+
+  it("returns 'missing the port number' for a host without a port", function()
+    local sock = cs.tcp()
+    assert.same({ n = 2, nil, "missing the port number" }, pack(sock:connect("127.0.0.1")))
+    assert.same({ n = 2, nil, "missing the port number" }, pack(sock:connect("127.0.0.1", nil)))
+    assert.same({ n = 2, nil, "missing the port number" },
+      pack(sock:connect("127.0.0.1", "http")))
+    assert.same({ n = 2, nil, "missing the port number" },
+      pack(sock:connect("127.0.0.1", {})))    -- an options table, not a port
+  end)
+
+  it("returns 'bad port number' for a port out of range", function()
+    local sock = cs.tcp()
+    assert.same({ n = 2, nil, "bad port number: 70000" }, pack(sock:connect("127.0.0.1", 70000)))
+    assert.same({ n = 2, nil, "bad port number: -1" }, pack(sock:connect("127.0.0.1", -1)))
+    assert.same({ n = 2, nil, "bad port number: 65536" },
+      pack(sock:connect("127.0.0.1", "65536")))
+  end)
+
+  it("accepts a numeric string port and truncates a fractional one", function()
+    local srv = helpers.start_fixture("echo")
+    finally(function() srv:stop() end)
+    local sock = cs.tcp()
+    assert.same({ n = 1, 1 }, pack(sock:connect("127.0.0.1", tostring(srv.port))))
+    roundtrip(sock)
+    assert.same({ n = 1, 1 }, pack(sock:connect("127.0.0.1", srv.port + 0.7)))
+    roundtrip(sock)
+    sock:close()
+  end)
+
+  it("uses the port in the host string over the port argument", function()
+    local srv = helpers.start_fixture("echo")
+    finally(function() srv:stop() end)
+    local port = dead_port()
+    local sock = cs.tcp()
+    assert.same({ n = 1, 1 }, pack(sock:connect("127.0.0.1:" .. srv.port, port)))
+    roundtrip(sock)
+    local srv6 = helpers.start_fixture("echo", { ipv6 = true })
+    finally(function() srv6:stop() end)
+    assert.same({ n = 1, 1 }, pack(sock:connect("[::1]:" .. srv6.port, port)))
+    roundtrip(sock)
+    sock:close()
+  end)
+
+  it("fails to parse an unbracketed IPv6 address or a bracket left open", function()
+    local sock = cs.tcp()
+    assert.same({ n = 2, nil, 'failed to parse host name "::1": invalid port' },
+      pack(sock:connect("::1", 80)))
+    assert.same({ n = 2, nil, 'failed to parse host name "[::1": invalid host' },
+      pack(sock:connect("[::1", 80)))
+    assert.same({ n = 2, nil, "closed" }, pack(sock:send("x")))
+  end)
+
+  it("connects to localhost without asking DNS", function()
+    local srv = helpers.start_fixture("echo")
+    finally(function() srv:stop() end)
+    local sock = cs.tcp()
+    assert.same({ n = 1, 1 }, pack(sock:connect("localhost", srv.port)))
+    roundtrip(sock)
+    assert.same({ n = 1, 1 }, pack(sock:connect("LocalHost", srv.port)))
+    roundtrip(sock)
+    sock:close()
+  end)
+
+  describe("with a connect timeout", function()
+    local srv
+    before_each(function() srv = helpers.start_fixture("full") end)
+    after_each(function() srv:stop() end)
+
+    it("from settimeout, returns nil, 'timeout' after about that time, closed", function()
+      local sock = cs.tcp()
+      sock:settimeout(100)
+      local t0 = clock()
+      assert.same({ n = 2, nil, "timeout" }, pack(sock:connect("127.0.0.1", srv.port)))
+      local elapsed = clock() - t0
+      assert.is_true(elapsed >= 0.09, "too early: " .. elapsed)
+      assert.is_true(elapsed < 1, "too late: " .. elapsed)
+      assert.same({ n = 2, nil, "closed" }, pack(sock:send("x")))
+      assert.same({ n = 2, nil, "closed" }, pack(sock:receive()))
+      assert.same({ n = 2, nil, "closed" }, pack(sock:close()))
+    end)
+
+    it("from settimeouts, uses the first (connect) value only", function()
+      local sock = cs.tcp()
+      sock:settimeouts(80, 5000, 5000)
+      local t0 = clock()
+      assert.same({ n = 2, nil, "timeout" }, pack(sock:connect("127.0.0.1", srv.port)))
+      local elapsed = clock() - t0
+      assert.is_true(elapsed >= 0.07 and elapsed < 1, "elapsed " .. elapsed)
+      sock:settimeouts(150, 10, 10)   -- send and read timeouts do not bound a connect
+      t0 = clock()
+      assert.same({ n = 2, nil, "timeout" }, pack(sock:connect("127.0.0.1", srv.port)))
+      elapsed = clock() - t0
+      assert.is_true(elapsed >= 0.14 and elapsed < 1, "elapsed " .. elapsed)
+      assert.same({ n = 2, nil, "closed" }, pack(sock:send("x")))
+    end)
+
+    it("falls back to the configured default when the object has none", function()
+      local saved = cs.configure().connect_timeout
+      finally(function() cs.configure { connect_timeout = saved } end)
+      cs.configure { connect_timeout = 70 }
+      local sock = cs.tcp()
+      local t0 = clock()
+      assert.same({ n = 2, nil, "timeout" }, pack(sock:connect("127.0.0.1", srv.port)))
+      local elapsed = clock() - t0
+      assert.is_true(elapsed >= 0.06 and elapsed < 1, "elapsed " .. elapsed)
+    end)
+  end)
+
+  describe("on an object that is already connected", function()
+    it("closes the old connection outright and makes a new one", function()
+      local srv = helpers.start_fixture("script")
+      finally(function() srv:stop() end)
+      local sock = cs.tcp()
+      assert.equal(1, sock:connect("127.0.0.1", srv.port))
+      sock:send(helpers.script("a"))
+      assert.equal("1", sock:receive())
+      assert.same({ n = 1, 1 }, pack(sock:connect("127.0.0.1", srv.port)))
+      sock:send(helpers.script("a"))
+      assert.equal("2", sock:receive())
+      sock:close()
+    end)
+
+    it("the old peer sees EOF", function()
+      local l, port = listener()
+      finally(function() l:close() end)
+      local sock = cs.tcp()
+      assert.equal(1, sock:connect("127.0.0.1", port))
+      local old = assert(l:accept())
+      finally(function() old:close() end)
+      assert.equal(1, sock:connect("127.0.0.1", port))
+      local new = assert(l:accept())
+      finally(function() new:close() end)
+      assert.equal("closed", (peer_sees(old)))
+      assert.equal(3, sock:send("new"))
+      new:settimeout(1)
+      assert.equal("new", new:receive(3))
+      sock:close()
+      assert.equal("closed", (peer_sees(new)))
+    end)
+
+    it("can be connected again after a close or a failure", function()
+      local srv = helpers.start_fixture("echo")
+      finally(function() srv:stop() end)
+      local sock = cs.tcp()
+      assert.equal(1, sock:connect("127.0.0.1", srv.port))
+      assert.equal(1, sock:close())
+      assert.same({ n = 1, 1 }, pack(sock:connect("127.0.0.1", srv.port)))
+      roundtrip(sock)
+      assert.same({ nil, "connection refused" }, { sock:connect("127.0.0.1", dead_port()) })
+      assert.same({ n = 1, 1 }, pack(sock:connect("127.0.0.1", srv.port)))
+      roundtrip(sock)
+      sock:close()
+    end)
+  end)
+
+  describe("argument errors", function()
+    it("raises for a wrong number of arguments", function()
+      local sock = cs.tcp()
+      assert.has_error(function() sock:connect() end,
+        "ngx.socket connect: expecting 2, 3, or 4 arguments (including the object), but seen 1")
+      assert.has_error(function() sock:connect("127.0.0.1", 1, {}, 4) end,
+        "ngx.socket connect: expecting 2, 3, or 4 arguments (including the object), but seen 5")
+      assert.has_error(function() sock.connect() end,
+        "ngx.socket connect: expecting 2, 3, or 4 arguments (including the object), but seen 0")
+    end)
+
+    it("raises luaL_checklstring's error for a host that is not a string", function()
+      local sock = cs.tcp()
+      assert.has_error(function() sock:connect(nil, 80) end,
+        "bad argument #1 to 'connect' (string expected, got nil)")
+      assert.has_error(function() sock:connect({}, 80) end,
+        "bad argument #1 to 'connect' (string expected, got table)")
+      assert.has_error(function() sock:connect(true) end,
+        "bad argument #1 to 'connect' (string expected, got boolean)")
+    end)
+
+    it("raises for a bad options table, naming the table's argument", function()
+      local sock = cs.tcp()
+      assert.has_error(function() sock:connect("127.0.0.1", 80, { pool_size = 0 }) end,
+        'bad argument #3 to \'connect\' (bad "pool_size" option value: 0)')
+      assert.has_error(function() sock:connect("127.0.0.1", 80, { pool_size = -3 }) end,
+        'bad argument #3 to \'connect\' (bad "pool_size" option value: -3)')
+      assert.has_error(function() sock:connect("127.0.0.1", 80, { pool_size = "x" }) end,
+        'bad argument #3 to \'connect\' (bad "pool_size" option type: string)')
+      assert.has_error(function() sock:connect("127.0.0.1", 80, { backlog = -1 }) end,
+        'bad argument #3 to \'connect\' (bad "backlog" option value: -1)')
+      assert.has_error(function() sock:connect("127.0.0.1", 80, { pool = {} }) end,
+        'bad argument #3 to \'connect\' (bad "pool" option type: table)')
+      assert.has_error(function() sock:connect("unix:/nowhere", { pool = true }) end,
+        'bad argument #2 to \'connect\' (bad "pool" option type: boolean)')
+      assert.has_error(function() sock:connect("unix:/nowhere", { pool_size = 0 }) end,
+        'bad argument #2 to \'connect\' (bad "pool_size" option value: 0)')
+    end)
+
+    it("accepts good options and ignores a non-table fourth argument", function()
+      local srv = helpers.start_fixture("echo")
+      finally(function() srv:stop() end)
+      local sock = cs.tcp()
+      assert.same({ n = 1, 1 }, pack(sock:connect("127.0.0.1", srv.port,
+        { pool = "p1", pool_size = 2, backlog = 0 })))
+      roundtrip(sock)
+      assert.same({ n = 1, 1 }, pack(sock:connect("127.0.0.1", srv.port, { pool = 12 })))
+      roundtrip(sock)
+      assert.same({ n = 1, 1 }, pack(sock:connect("127.0.0.1", srv.port,
+        { backlog = "not a number" })))
+      roundtrip(sock)
+      assert.same({ n = 1, 1 }, pack(sock:connect("127.0.0.1", srv.port, "ignored")))
+      roundtrip(sock)
+      sock:close()
+    end)
+  end)
+end)
+
+describe("cosocket.connect", function()
+  it("returns the connected socket", function()
+    local srv = helpers.start_fixture("echo")
+    finally(function() srv:stop() end)
+    local r = pack(cs.connect("127.0.0.1", srv.port))
+    assert.equal(1, r.n)
+    local sock = r[1]
+    assert.equal("table", type(sock))
+    roundtrip(sock)
+    assert.equal(1, sock:close())
+    local usrv = helpers.start_fixture("echo", { unix = true })
+    finally(function() usrv:stop() end)
+    sock = assert(cs.connect("unix:" .. usrv.path, { pool = "u" }))
+    roundtrip(sock)
+    sock:close()
+  end)
+
+  it("returns nil and the error of connect", function()
+    assert.same({ n = 2, nil, "connection refused" }, pack(cs.connect("127.0.0.1", dead_port())))
+    assert.same({ n = 2, nil, "no such file or directory" },
+      pack(cs.connect("unix:/nonexistent/cosocket-spec.sock")))
+    assert.same({ n = 2, nil, "missing the port number" }, pack(cs.connect("127.0.0.1")))
+    assert.same({ n = 2, nil, "bad port number: 70000" }, pack(cs.connect("127.0.0.1", 70000)))
+  end)
+end)
+
+-- Name resolution: each case runs in a child with the resolver pointed at the
+-- `dns` fixture; the child prints one line per connect.
+describe("sock:connect with a name", function()
+  local dns, echo
+  before_each(function()
+    dns = helpers.start_fixture("dns")
+    echo = helpers.start_fixture("echo")
+  end)
+  after_each(function()
+    dns:stop()
+    echo:stop()
+  end)
+
+  -- runs `body` in a child: `connect(host, port)` prints one result line
+  -- ("ok", or the error and the time taken when `timed`)
+  local function child(body, timeout_ms)
+    local code = string.format([[
+local cs = require "cosocket"
+cs.configure { resolver = "127.0.0.1:%d", resolver_timeout = %d }
+local function now() cs.update_time(); return cs.now() end
+local function connect(host, port, timed)
+  local sock = cs.tcp()
+  sock:settimeout(2000)
+  local t0 = now()
+  local ok, err = sock:connect(host, port)
+  local took = now() - t0
+  if ok then
+    assert(sock:send("ping\n") == 5)
+    local line = sock:receive()
+    io.write(line == "ping" and "ok" or ("bad echo " .. tostring(line)))
+    sock:close()
+  else
+    io.write(tostring(ok), " ", tostring(err))
+    local again = { sock:send("x") }
+    if again[2] ~= "closed" then io.write(" (not closed)") end
+  end
+  if timed then io.write(string.format(" %%.3f", took)) end
+  io.write("\n")
+end
+%s
+]], dns.port, timeout_ms or 1000, body)
+    local out, err, status = helpers.run_lua(code, 10)
+    assert.equal(0, status, err)
+    return out
+  end
+
+  it("connects to the address of an A record", function()
+    local out = child(string.format('connect("v4.test", %d)\nconnect("V4.TEST", %d)',
+      echo.port, echo.port))
+    assert.equal("ok\nok\n", out)
+  end)
+
+  it("reports NXDOMAIN, SERVFAIL and REFUSED with nginx's codes", function()
+    local out = child([[
+connect("nx.test", 80)
+connect("servfail.test", 80)
+connect("refused.test", 80)
+connect("nodata.test", 80)
+]])
+    assert.equal(table.concat({
+      "nil nx.test could not be resolved (3: Host not found)",
+      "nil servfail.test could not be resolved (2: Server failure)",
+      "nil refused.test could not be resolved (5: Operation refused)",
+      "nil nodata.test could not be resolved (3: Host not found)",
+    }, "\n") .. "\n", out)
+  end)
+
+  it("reports a silent server as 110: Operation timed out within a bounded time", function()
+    local out = child('connect("silent.test", 80, true)', 200)
+    local msg, took = out:match("^(.-) ([%d.]+)\n$")
+    assert.equal("nil silent.test could not be resolved (110: Operation timed out)", msg)
+    took = tonumber(took)
+    assert.is_true(took >= 0.15 and took < 3, "took " .. tostring(took))
+  end)
+
+  it("falls back to the next address when the first one refuses", function()
+    -- two.test: 127.0.0.2 then 127.0.0.1; only 127.0.0.1 listens on the port
+    local out = child(string.format('connect("two.test", %d)', echo.port))
+    assert.equal("ok\n", out)
+  end)
+
+  it("never asks DNS for localhost or a name under .localhost", function()
+    local before = helpers.dns_count(dns)
+    local out = child(string.format(
+      'connect("localhost", %d)\nconnect("x.localhost", %d)\nconnect("a.b.LOCALHOST", %d)',
+      echo.port, echo.port, echo.port))
+    -- the stub would have answered NXDOMAIN for these names
+    assert.equal("ok\nok\nok\n", out)
+    assert.equal(before, helpers.dns_count(dns))
+    -- and the counter does count a real lookup
+    out = child(string.format('connect("count.test", %d)', echo.port))
+    assert.equal("ok\n", out)
+    assert.is_true(helpers.dns_count(dns) > before)
+  end)
+
+  it("never asks DNS for an IP literal", function()
+    local out = child(string.format('connect("127.0.0.1", %d)', echo.port))
+    assert.equal("ok\n", out)
+  end)
+end)
+
+describe("descriptors", function()
+  it("are all given back after failing and succeeding connects", function()
+    local srv = helpers.start_fixture("echo")
+    finally(function() srv:stop() end)
+    local full = helpers.start_fixture("full")
+    finally(function() full:stop() end)
+    local usrv = helpers.start_fixture("echo", { unix = true })
+    finally(function() usrv:stop() end)
+    local port = dead_port()
+    collectgarbage()
+    collectgarbage()
+    local before = helpers.fd_count()
+    for i = 1, 20 do
+      local sock = cs.tcp()
+      assert.same({ nil, "connection refused" }, { sock:connect("127.0.0.1", port) })
+      assert.same({ nil, "no such file or directory" },
+        { sock:connect("unix:/nonexistent/cosocket-spec.sock") })
+      assert.same({ nil, "bad port number: 70000" }, { sock:connect("127.0.0.1", 70000) })
+      assert.equal(1, sock:connect("127.0.0.1", srv.port))
+      assert.equal(1, sock:connect("unix:" .. usrv.path))   -- closes the TCP one
+      if i % 2 == 0 then sock:close() end                   -- the others: GC
+      if i <= 2 then
+        sock:settimeout(20)
+        assert.same({ nil, "timeout" }, { sock:connect("127.0.0.1", full.port) })
+      end
+      local s2 = cs.connect("127.0.0.1", srv.port)
+      roundtrip(s2)
+    end
+    collectgarbage()
+    collectgarbage()
+    assert.equal(before, helpers.fd_count())
+  end)
+end)

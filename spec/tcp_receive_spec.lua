@@ -1,0 +1,393 @@
+-- sock:receive and sock:receiveany (SPEC.md 5, 7.4; ngx_lua 0.10.23 wording
+-- for argument errors, DECISIONS.md 1). Peers are `script` fixtures; every
+-- path that waits runs twice: once against a peer writing each piece in one
+-- write, once against one dribbling it a byte per write (`d:`).
+local cs = require "cosocket"
+local helpers = require "helpers"
+
+local function pack(...) return { n = select("#", ...), ... } end
+local unpack = unpack or table.unpack
+
+local function clock()
+  cs.update_time()
+  return cs.now()
+end
+
+-- a socket connected to a new `script` fixture, the script sent
+local function scripted(...)
+  local srv = helpers.start_fixture("script")
+  finally(function() srv:stop() end)
+  local sock = cs.tcp()
+  assert.equal(1, sock:connect(srv.host, srv.port))
+  assert(sock:send(helpers.script(...)))
+  return sock, srv
+end
+
+-- defines the test twice: fn(kind) gets "w" (one write per piece) or "d"
+-- (the same bytes dribbled one per write)
+local function each_peer(text, fn)
+  it(text .. " (one write)", function() fn("w") end)
+  it(text .. " (dribbled)", function() fn("d") end)
+end
+
+describe("sock:receive", function()
+  describe("in line mode", function()
+    each_peer("returns each line without its LF and without any CR", function(kind)
+      local sock = scripted({ kind, "li\r\rne\r\n\r\nplain\n\n" }, { kind, "last-no-newline" }, "c")
+      sock:settimeout(2000)
+      assert.same({ n = 1, "line" }, pack(sock:receive("*l")))
+      assert.same({ n = 1, "" }, pack(sock:receive()))       -- "\r\n": an empty line
+      assert.same({ n = 1, "plain" }, pack(sock:receive()))  -- the default is "*l"
+      assert.same({ n = 1, "" }, pack(sock:receive("*l")))
+      assert.same({ n = 3, nil, "closed", "last-no-newline" }, pack(sock:receive()))
+      assert.same({ n = 2, nil, "closed" }, pack(sock:receive()))
+    end)
+
+    each_peer("gives an empty partial for a lone CR before EOF", function(kind)
+      local sock = scripted({ kind, "\r" }, "c")
+      sock:settimeout(2000)
+      assert.same({ n = 3, nil, "closed", "" }, pack(sock:receive()))
+    end)
+
+    each_peer("drops CRs from the partial line at EOF", function(kind)
+      local sock = scripted({ kind, "a\rb\r" }, "c")
+      sock:settimeout(2000)
+      assert.same({ n = 3, nil, "closed", "ab" }, pack(sock:receive("*l")))
+    end)
+
+    it("reads a line much longer than one buffer", function()
+      local long = ("0123456789abcdef"):rep(8192)          -- 128 KiB
+      local sock = scripted({ "w", long .. "\r\nnext\n" }, "c")
+      sock:settimeout(2000)
+      assert.equal(long, sock:receive())
+      assert.equal("next", sock:receive())
+    end)
+  end)
+
+  describe("in read-all mode", function()
+    each_peer("returns everything up to EOF, CRs included", function(kind)
+      local sock = scripted({ kind, "abc\r\ndef" }, { kind, "\r\nend" }, "c")
+      sock:settimeout(2000)
+      assert.same({ n = 1, "abc\r\ndef\r\nend" }, pack(sock:receive("*a")))
+    end)
+
+    it("returns an empty string when nothing came before EOF", function()
+      local sock = scripted("c")
+      sock:settimeout(2000)
+      assert.same({ n = 1, "" }, pack(sock:receive("*a")))
+    end)
+
+    each_peer("succeeds again at EOF; another mode then reports closed once with data", function(kind)
+      local sock = scripted({ kind, "first\nrest" }, "c")
+      sock:settimeout(2000)
+      assert.equal("first", sock:receive())
+      assert.same({ n = 1, "rest" }, pack(sock:receive("*a")))
+      assert.same({ n = 1, "" }, pack(sock:receive("*a")))
+      assert.same({ n = 1, "" }, pack(sock:receive("*a")))
+      assert.same({ n = 3, nil, "closed", "" }, pack(sock:receive("*l")))
+      assert.same({ n = 2, nil, "closed" }, pack(sock:receive("*a")))
+      assert.same({ n = 2, nil, "closed" }, pack(sock:receive(1)))
+    end)
+
+    it("after EOF success, a size read gives closed with no partial", function()
+      local sock = scripted("c")
+      sock:settimeout(2000)
+      assert.equal("", sock:receive("*a"))
+      assert.same({ n = 3, nil, "closed", "" }, pack(sock:receive(3)))
+      assert.same({ n = 2, nil, "closed" }, pack(sock:receive()))
+    end)
+  end)
+
+  describe("in size mode", function()
+    each_peer("returns exactly the number of bytes asked", function(kind)
+      local sock = scripted({ kind, "12345678" }, "c")
+      sock:settimeout(2000)
+      assert.same({ n = 1, "12" }, pack(sock:receive("2")))     -- a numeric string
+      assert.same({ n = 1, "3" }, pack(sock:receive(1.7)))      -- truncated
+      assert.same({ n = 1, "4567" }, pack(sock:receive(4)))
+      assert.same({ n = 3, nil, "closed", "8" }, pack(sock:receive(5)))
+      assert.same({ n = 2, nil, "closed" }, pack(sock:receive(1)))
+    end)
+
+    each_peer("reports EOF before the size with the bytes that came", function(kind)
+      local sock = scripted({ kind, "f" }, "c")
+      sock:settimeout(2000)
+      assert.same({ n = 3, nil, "closed", "f" }, pack(sock:receive(5)))
+    end)
+
+    it("returns an empty string for 0 without any I/O", function()
+      local sock = scripted({ "p", 2000 }, { "w", "x" })
+      sock:settimeout(1000)
+      local t0 = clock()
+      assert.same({ n = 1, "" }, pack(sock:receive(0)))
+      assert.same({ n = 1, "" }, pack(sock:receive("0")))
+      assert.same({ n = 1, "" }, pack(sock:receive(0.9)))
+      assert.same({ n = 1, "" }, pack(sock:receive(-0.5)))   -- truncated to 0
+      assert.is_true(clock() - t0 < 0.5)
+    end)
+
+    it("reads 4 MiB written in many chunks", function()
+      local chunk, n = 256 * 1024, helpers.scale(16, 2)
+      local base = {}
+      local x = 12345
+      for i = 1, chunk do
+        x = (x * 1103515245 + 12345) % 2147483648
+        base[i] = string.char(math.floor(x / 65536) % 256)
+      end
+      base = table.concat(base)
+      local hex = (base:gsub(".", function(c) return string.format("%02x", c:byte()) end))
+      local parts, line = {}, {}
+      for i = 1, n do            -- chunk i is the base rotated by 7 * i bytes
+        local r = 7 * i
+        parts[i] = base:sub(r + 1) .. base:sub(1, r)
+        line[i] = "w:" .. hex:sub(2 * r + 1) .. hex:sub(1, 2 * r)
+      end
+      line[#line + 1] = "c"
+      local srv = helpers.start_fixture("script")
+      finally(function() srv:stop() end)
+      local sock = cs.tcp()
+      sock:settimeout(5000)
+      assert.equal(1, sock:connect(srv.host, srv.port))
+      assert(sock:send(table.concat(line, " ") .. "\n"))
+      local data = sock:receive(n * chunk)
+      assert.is_string(data)
+      assert.equal(n * chunk, #data)
+      assert.is_true(data == table.concat(parts), "the data differs")
+      assert.same({ n = 1, "" }, pack(sock:receive("*a")))
+    end)
+  end)
+
+  describe("argument checks", function()
+    it("raises for more than one argument", function()
+      local sock = scripted()
+      assert.has_error(function() sock:receive(1, 2) end,
+        "expecting 1 or 2 arguments (including the object), but got 3")
+    end)
+
+    it("raises 0.10.23's 'bad pattern argument' errors", function()
+      local sock = scripted()
+      local cases = {
+        { -1, "bad pattern argument" },
+        { "-3", "bad pattern argument" },
+        { "*x", "bad pattern argument" },
+        { "*L", "bad pattern argument" },
+        { "l", "bad pattern argument: l" },
+        { "a", "bad pattern argument: a" },
+        { "abc", "bad pattern argument: abc" },
+        { "*", "bad pattern argument: *" },
+        { "", "bad pattern argument: " },
+        { true, "bad pattern argument" },
+        { {}, "bad pattern argument" },
+      }
+      for _, c in ipairs(cases) do
+        assert.has_error(function() sock:receive(c[1]) end,
+          "bad argument #1 to 'receive' (" .. c[2] .. ")")
+      end
+      assert.has_error(function() sock:receive(nil) end,
+        "bad argument #1 to 'receive' (bad pattern argument)")
+      -- nothing was consumed or closed
+      sock:settimeout(20)
+      assert.same({ n = 3, nil, "timeout", "" }, pack(sock:receive()))
+    end)
+
+    it("returns closed before looking at the pattern of an unconnected socket", function()
+      local sock = cs.tcp()
+      assert.same({ n = 2, nil, "closed" }, pack(sock:receive("*x")))
+      assert.same({ n = 2, nil, "closed" }, pack(sock:receiveany(0)))
+    end)
+  end)
+
+  describe("read timeout", function()
+    each_peer("is not fatal: the partial data is returned and consumed", function(kind)
+      local sock = scripted({ kind, "12345" })
+      sock:settimeout(50)
+      assert.same({ n = 3, nil, "timeout", "12345" }, pack(sock:receive(10)))
+      assert.same({ n = 3, nil, "timeout", "" }, pack(sock:receive(10)))
+    end)
+
+    each_peer("lets the next call go on with what comes later", function(kind)
+      local sock = scripted({ kind, "ab\rc" }, { "p", 300 }, { kind, "de\nfghij" }, "c")
+      sock:settimeout(100)
+      assert.same({ n = 3, nil, "timeout", "abc" }, pack(sock:receive()))
+      sock:settimeout(2000)
+      assert.same({ n = 1, "de" }, pack(sock:receive()))
+      assert.same({ n = 1, "fghij" }, pack(sock:receive("*a")))
+    end)
+
+    each_peer("in read-all mode returns the partial data", function(kind)
+      local sock = scripted({ kind, "xyz" })
+      sock:settimeout(50)
+      assert.same({ n = 3, nil, "timeout", "xyz" }, pack(sock:receive("*a")))
+      assert.same({ n = 3, nil, "timeout", "" }, pack(sock:receive("*a")))
+    end)
+
+    it("measures inactivity, not the whole call", function()
+      local toks = {}
+      for c in ("abcdefgh"):gmatch(".") do
+        toks[#toks + 1] = { "w", c }
+        toks[#toks + 1] = { "p", 30 }
+      end
+      toks[#toks + 1] = { "w", "\n" }
+      local sock = scripted(unpack(toks))
+      sock:settimeout(150)
+      local t0 = clock()
+      assert.same({ n = 1, "abcdefgh" }, pack(sock:receive(8)))
+      assert.is_true(clock() - t0 > 0.15, "the peer was not slower than the timeout")
+      assert.equal("", sock:receive())
+    end)
+
+    it("is an inactivity timeout against a dribbling peer too", function()
+      local text = ("0123456789"):rep(20)                -- about 200 ms of dribble
+      local sock = scripted({ "d", text .. "\n" })
+      sock:settimeout(100)
+      local t0 = clock()
+      assert.same({ n = 1, text }, pack(sock:receive()))
+      assert.is_true(clock() - t0 > 0.1, "the dribble was faster than the timeout")
+    end)
+  end)
+
+  describe("after a reset", function()
+    each_peer("reports the errno text with the partial data", function(kind)
+      local sock = scripted({ kind, "partial" }, { "p", 100 }, "r")
+      sock:settimeout(2000)
+      assert.same({ n = 3, nil, "connection reset by peer", "partial" }, pack(sock:receive()))
+      assert.same({ n = 2, nil, "closed" }, pack(sock:receive()))
+      assert.same({ n = 2, nil, "closed" }, pack(sock:receiveany(10)))
+      assert.same({ n = 1, 1 }, pack(sock:close()))
+      assert.same({ n = 2, nil, "closed" }, pack(sock:close()))
+    end)
+
+    each_peer("reports it in size mode", function(kind)
+      local sock = scripted({ kind, "par" }, { "p", 100 }, "r")
+      sock:settimeout(2000)
+      assert.same({ n = 3, nil, "connection reset by peer", "par" }, pack(sock:receive(100)))
+    end)
+  end)
+
+  describe("after EOF", function()
+    each_peer("closes the read half only: send works, close returns 1", function(kind)
+      local sock = scripted({ kind, "abc" }, "h")
+      sock:settimeout(2000)
+      assert.same({ n = 3, nil, "closed", "abc" }, pack(sock:receive(10)))
+      assert.same({ n = 2, nil, "closed" }, pack(sock:receive()))
+      assert.same({ n = 2, nil, "closed" }, pack(sock:receive("*a")))
+      assert.same({ n = 2, nil, "closed" }, pack(sock:receiveany(3)))
+      assert.same({ n = 1, 5 }, pack(sock:send("hello")))
+      assert.same({ n = 1, 1 }, pack(sock:close()))
+      assert.same({ n = 2, nil, "closed" }, pack(sock:receive()))
+      assert.same({ n = 2, nil, "closed" }, pack(sock:send("x")))
+    end)
+  end)
+end)
+
+describe("sock:receiveany", function()
+  it("raises for a wrong number of arguments", function()
+    local sock = scripted()
+    assert.has_error(function() sock:receiveany() end,
+      "expecting 2 arguments (including the object), but got 1")
+    assert.has_error(function() sock:receiveany(1, 2) end,
+      "expecting 2 arguments (including the object), but got 3")
+  end)
+
+  it("raises 'bad max argument' for a max that is not a positive number", function()
+    local sock = scripted()
+    for _, max in ipairs { 0, -1, 0.5, "x", "0", true } do
+      assert.has_error(function() sock:receiveany(max) end,
+        "bad argument #1 to 'receiveany' (bad max argument)")
+    end
+    assert.has_error(function() sock:receiveany(nil) end,
+      "bad argument #1 to 'receiveany' (bad max argument)")
+  end)
+
+  it("returns buffered bytes first, without waiting", function()
+    local sock = scripted({ "w", "123456" })
+    sock:settimeout(2000)
+    cs.sleep(0.03)                        -- all six bytes are in the kernel
+    assert.equal("12", sock:receive(2))
+    sock:settimeout(1000)
+    local t0 = clock()
+    assert.same({ n = 1, "3456" }, pack(sock:receiveany(100)))
+    assert.is_true(clock() - t0 < 0.5)
+  end)
+
+  it("returns at most max bytes and keeps the rest", function()
+    local sock = scripted({ "w", "abcdef" })
+    sock:settimeout(2000)
+    cs.sleep(0.03)
+    assert.same({ n = 1, "abcd" }, pack(sock:receiveany(4)))
+    assert.same({ n = 1, "ef" }, pack(sock:receiveany("100")))
+  end)
+
+  it("returns what one read gives from a dribbling peer, never more than max", function()
+    local sock = scripted({ "d", "abcdefghij" }, "c")
+    sock:settimeout(2000)
+    local got = {}
+    while true do
+      local data, err, partial = sock:receiveany(3)
+      if not data then
+        assert.same({ "closed", "" }, { err, partial })
+        break
+      end
+      assert.is_true(#data >= 1 and #data <= 3, "got " .. #data .. " bytes")
+      got[#got + 1] = data
+    end
+    assert.equal("abcdefghij", table.concat(got))
+    assert.is_true(#got >= 4)
+  end)
+
+  each_peer("times out with three values and may be called again", function(kind)
+    local sock = scripted({ "p", 200 }, { kind, "late" })
+    sock:settimeout(30)
+    assert.same({ n = 3, nil, "timeout", "" }, pack(sock:receiveany(10)))
+    sock:settimeout(2000)
+    local data = assert(sock:receiveany(10))
+    assert.equal(("late"):sub(1, #data), data)
+  end)
+
+  each_peer("reports EOF with three values, then closed with two", function(kind)
+    local sock = scripted({ kind, "x" }, "c")
+    sock:settimeout(2000)
+    assert.same({ n = 1, "x" }, pack(sock:receiveany(10)))
+    assert.same({ n = 3, nil, "closed", "" }, pack(sock:receiveany(10)))
+    assert.same({ n = 2, nil, "closed" }, pack(sock:receiveany(10)))
+    assert.equal(1, sock:send("y"))
+    assert.equal(1, sock:close())
+  end)
+
+  each_peer("reports a reset with the errno text", function(kind)
+    local sock = scripted({ kind, "z" }, { "p", 100 }, "r")
+    sock:settimeout(2000)
+    assert.equal("z", sock:receiveany(10))
+    assert.same({ n = 3, nil, "connection reset by peer", "" }, pack(sock:receiveany(10)))
+    assert.same({ n = 2, nil, "closed" }, pack(sock:receiveany(10)))
+  end)
+end)
+
+describe("large reads", function()
+  it("read-all returns 7 MiB written in chunks", function()
+    -- a script line holds at most 16 MiB of hex: 7 MiB of data
+    local chunk, n = 256 * 1024, helpers.scale(28, 2)
+    local block = {}
+    for i = 0, 255 do block[#block + 1] = string.char(i) end
+    block = table.concat(block)                              -- 256 bytes
+    local hexblock = (block:gsub(".", function(c) return string.format("%02x", c:byte()) end))
+    local line, parts = {}, {}
+    for i = 1, n do
+      local tag = string.format("<%08d>", i)                   -- 10 bytes
+      local hextag = (tag:gsub(".", function(c) return string.format("%02x", c:byte()) end))
+      parts[i] = tag .. block:rep(chunk / 256):sub(11)
+      line[i] = "w:" .. hextag .. hexblock:rep(chunk / 256):sub(21)
+    end
+    line[#line + 1] = "c"
+    local srv = helpers.start_fixture("script")
+    finally(function() srv:stop() end)
+    local sock = cs.tcp()
+    sock:settimeout(5000)
+    assert.equal(1, sock:connect(srv.host, srv.port))
+    assert(sock:send(table.concat(line, " ") .. "\n"))
+    local data = sock:receive("*a")
+    assert.is_string(data)
+    assert.equal(n * chunk, #data)
+    assert.is_true(data == table.concat(parts), "the data differs")
+  end)
+end)
