@@ -171,6 +171,9 @@ static void config_check(lua_State *L, const config_key *k)
                                 LUA_TSTRING};
     lua_Number n;
 
+    if (k->type == KEY_STR && lua_type(L, -1) == LUA_TBOOLEAN &&
+        !lua_toboolean(L, -1))
+        return; /* false: back to the default */
     if (lua_type(L, -1) != types[k->type])
         luaL_error(L, "bad value for \"%s\": %s expected, got %s", k->name,
                    expected[k->type], luaL_typename(L, -1));
@@ -203,8 +206,11 @@ static void config_store(lua_State *L, cs_config *cfg, const config_key *k)
         break;
     default:
         luaL_unref(L, LUA_REGISTRYINDEX, *(int *)(void *)field);
-        lua_pushvalue(L, -1);
-        *(int *)(void *)field = luaL_ref(L, LUA_REGISTRYINDEX);
+        *(int *)(void *)field = LUA_NOREF;
+        if (lua_isstring(L, -1)) {
+            lua_pushvalue(L, -1);
+            *(int *)(void *)field = luaL_ref(L, LUA_REGISTRYINDEX);
+        }
         break;
     }
 }

@@ -9,6 +9,7 @@
 #include "compat.h"
 #include "buffer.h"
 #include "resolver.h"
+#include "pool.h"
 
 #define SCHED_MT "cosocket.sched"
 
@@ -39,6 +40,7 @@ static int sched_gc(lua_State *L)
     s->aux = NULL; /* no registry work: the state is going away */
     cs_timers_free(s);
     cs_resolver_free(s);
+    cs_pools_free(s);
     handlers_free(s);
     ev_loop_destroy(s->loop);
     s->loop = NULL;
@@ -123,6 +125,7 @@ CS_EXPORT int luaopen_cosocket(lua_State *L)
     cs_open_coroutine(L, mod);
     cs_open_config(L, mod);
     cs_open_tcp(L, mod);
+    cs_open_pool(L, mod);
     lua_pushliteral(L, "cosocket scm");
     lua_setfield(L, mod, "_VERSION");
     lua_pushcfunction(L, module_pid);

@@ -306,6 +306,7 @@ int cs_wait(lua_State *L, cs_op *op)
     if (s->loop == NULL)
         return luaL_error(L, "cosocket: the Lua state is closing");
     if (s->current == NULL) {
+        ev_now_update(s->loop); /* DECISIONS.md 3: entering a drive */
         op_arm(op, &s->main);
         if (!cs_drive_until(L, s, drive_op_done, op)) {
             cs_op_cancel(op);

@@ -13,6 +13,7 @@
 #include "tcp.h"
 #include "compat.h"
 #include "resolver.h"
+#include "pool.h"
 
 #define TCP_MT       "cosocket.tcp"       /* the socket table's metatable */
 #define TCP_STATE_MT "cosocket.tcp.state" /* slot 1's userdata */
@@ -80,6 +81,7 @@ void cs_tcp_close_fd(cs_tcp *t)
     t->host = NULL;
     free(t->pending);
     t->pending = NULL;
+    cs_pool_release(t);
     cs_disown(&t->owned);
 }
 
@@ -116,6 +118,8 @@ static int tcp_state_gc(lua_State *L)
     cs_tcp_close_fd(t);
     free(t->bind_addr);
     t->bind_addr = NULL;
+    free(t->key);
+    t->key = NULL;
     return 0;
 }
 
@@ -164,6 +168,24 @@ static const char *tcp_busy(cs_tcp *t, int reading, int writing)
     if (writing && t->wr.pending)
         return "socket busy writing";
     return NULL;
+}
+
+static void tcp_queue_on_arm(cs_op *op)
+{
+    cs_pool_enqueue(op->self);
+}
+
+/* 0: nothing to read; 1: bytes are waiting; -1: the peer closed. */
+static int tcp_peek_dubious(cs_tcp *t)
+{
+    char c;
+    ssize_t n = recv(t->fd, &c, 1, MSG_PEEK | MSG_DONTWAIT);
+
+    if (n > 0)
+        return 1;
+    if (n == 0)
+        return -1;
+    return errno == EAGAIN || errno == EWOULDBLOCK ? 0 : -1;
 }
 
 static int tcp_connect_results(lua_State *L, cs_op *op)
@@ -242,20 +264,58 @@ static int tcp_connect_next(cs_tcp *t)
     return CONN_FAIL;
 }
 
-/* The connect op is armed: go on with the addresses (C only). */
-static void tcp_connect_continue(cs_tcp *t, int first)
+static void lookup_set_port(cs_lookup *lk, int port);
+static void tcp_on_resolved(cs_lookup *lk);
+
+/* Starts the lookup or the connect.  CONN_AGAIN: the op waits (for the
+ * resolver or the socket; armed says whether its watchers run already);
+ * CONN_OK; CONN_FAIL (op->err, t->conn_errno or the lookup say why). */
+static int tcp_start(cs_tcp *t, int armed)
 {
     cs_op *op = &t->conn;
-    int rc = tcp_connect_next(t);
+    cs_sched *s = t->s;
+    double secs;
+    int rc;
 
-    if (rc == CONN_AGAIN) {
-        cs_op_watch(op, t->fd, EV_WRITE);
-        if (first) /* the connect deadline starts after the lookup */
-            cs_op_retime(op, cs_tcp_timeout(t, t->connect_ms,
-                                            t->s->cfg.connect_timeout));
-        return;
+    if (t->lookup == NULL) {
+        t->lookup = cs_resolve(s, t->host, tcp_on_resolved, t);
+        if (t->lookup == NULL) {
+            op->err = "failed to start the resolver";
+            return CONN_FAIL;
+        }
+        if (!t->lookup->finished) {
+            secs = cs_ms_to_seconds(s->cfg.resolver_timeout);
+            if (armed)
+                cs_op_retime(op, secs);
+            else
+                op->timeout = secs;
+            return CONN_AGAIN;
+        }
     }
-    cs_op_done(op);
+    if (t->lookup->code != 0)
+        return CONN_FAIL;
+    if (t->next_addr == 0)
+        lookup_set_port(t->lookup, t->conn_port);
+    rc = tcp_connect_next(t);
+    if (rc != CONN_AGAIN)
+        return rc;
+    /* the connect deadline starts after the lookup (SPEC.md 2.4) */
+    secs = cs_tcp_timeout(t, t->connect_ms, s->cfg.connect_timeout);
+    if (armed) {
+        cs_op_watch(op, t->fd, EV_WRITE);
+        cs_op_retime(op, secs);
+    } else {
+        op->fd = t->fd;
+        op->events = EV_WRITE;
+        op->timeout = secs;
+    }
+    return CONN_AGAIN;
+}
+
+void cs_tcp_connect_go(cs_tcp *t)
+{
+    if (tcp_start(t, 1) != CONN_AGAIN)
+        cs_op_done(&t->conn);
 }
 
 static void tcp_on_connected(EV_P_ ev_io *w, int revents)
@@ -281,21 +341,18 @@ static void tcp_on_connected(EV_P_ ev_io *w, int revents)
         cs_op_done(op);
         return;
     }
-    tcp_connect_continue(t, 0); /* same deadline for every address */
+    switch (tcp_connect_next(t)) { /* same deadline for every address */
+    case CONN_AGAIN:
+        cs_op_watch(op, t->fd, EV_WRITE);
+        return;
+    default:
+        cs_op_done(op);
+    }
 }
-
-static void lookup_set_port(cs_lookup *lk, int port);
 
 static void tcp_on_resolved(cs_lookup *lk)
 {
-    cs_tcp *t = lk->data;
-
-    if (lk->code != 0) {
-        cs_op_done(&t->conn);
-        return;
-    }
-    lookup_set_port(lk, t->conn_port);
-    tcp_connect_continue(t, 1);
+    cs_tcp_connect_go(lk->data);
 }
 
 static void tcp_on_conn_timeout(cs_op *op)
@@ -303,6 +360,10 @@ static void tcp_on_conn_timeout(cs_op *op)
     cs_tcp *t = op->self;
     cs_lookup *lk = t->lookup;
 
+    if (t->queued) { /* waited in the pool's backlog: "timeout" */
+        cs_pool_dequeue(t);
+        return;
+    }
     if (lk != NULL && !lk->finished) { /* still resolving */
         cs_lookup *failed = calloc(1, sizeof(*failed));
         cs_lookup_drop(lk);
@@ -412,9 +473,10 @@ static const char *parse_host(const char *url, size_t len, const char **host,
     return *hlen == 0 ? "no host" : NULL;
 }
 
-/* Fills t->lookup for a host; 0 with an error message pushed. */
-static int tcp_resolve(lua_State *L, cs_tcp *t, const char *url, size_t len,
-                       int port)
+/* Parses the host: a literal or localhost fills t->lookup, a name waits in
+ * t->host for the resolver.  0 with an error message pushed. */
+static int tcp_parse_target(lua_State *L, cs_tcp *t, const char *url,
+                            size_t len, int port)
 {
     const char *host, *why;
     size_t hlen;
@@ -423,6 +485,7 @@ static int tcp_resolve(lua_State *L, cs_tcp *t, const char *url, size_t len,
     cs_lookup *lk;
 
     why = parse_host(url, len, &host, &hlen, &port);
+    t->conn_port = port;
     if (why != NULL || hlen >= sizeof(name)) {
         lua_pushfstring(L, "failed to parse host name \"%s\": %s", url,
                         why != NULL ? why : "host name too long");
@@ -454,20 +517,13 @@ static int tcp_resolve(lua_State *L, cs_tcp *t, const char *url, size_t len,
         t->lookup = lk;
         return 1;
     }
-    t->host = malloc(hlen + 1);
+    t->host = malloc(hlen + 1); /* resolved when connecting starts */
     if (t->host == NULL) {
         lua_pushliteral(L, "no memory");
         return 0;
     }
     memcpy(t->host, name, hlen + 1);
-    t->lookup = cs_resolve(t->s, name, tcp_on_resolved, t);
-    if (t->lookup == NULL) {
-        lua_pushliteral(L, "failed to start the resolver");
-        return 0;
-    }
     t->conn_port = port;
-    if (t->lookup->finished && t->lookup->code == 0)
-        lookup_set_port(t->lookup, port);
     return 1;
 }
 
@@ -498,19 +554,19 @@ static int tcp_unix_lookup(lua_State *L, cs_tcp *t, const char *path)
 }
 
 /* connect's options table (SPEC.md 2.1 step 4), checked in ngx's order;
- * the argument errors point at the table. */
-static void tcp_pool_options(lua_State *L, int idx)
+ * the argument errors point at the table.  Leaves the pool name (a
+ * string) or nil on the stack. */
+static void tcp_pool_options(lua_State *L, int idx, int *size, int *backlog)
 {
-    lua_Integer size = 0, backlog = -1;
+    cs_sched *s = cs_sched_get(L);
 
     lua_getfield(L, idx, "pool_size");
     if (lua_isnumber(L, -1)) {
-        size = lua_tointeger(L, -1);
-        if (size <= 0)
+        *size = (int)lua_tointeger(L, -1);
+        if (*size <= 0)
             luaL_argerror(L, idx,
-                          lua_pushfstring(L,
-                                          "bad \"pool_size\" option value: %d",
-                                          (int)size));
+                          lua_pushfstring(
+                              L, "bad \"pool_size\" option value: %d", *size));
     } else if (!lua_isnil(L, -1)) {
         luaL_argerror(L, idx,
                       lua_pushfstring(L, "bad \"pool_size\" option type: %s",
@@ -519,32 +575,49 @@ static void tcp_pool_options(lua_State *L, int idx)
     lua_pop(L, 1);
     lua_getfield(L, idx, "backlog");
     if (lua_isnumber(L, -1)) {
-        backlog = lua_tointeger(L, -1);
-        if (backlog < 0)
+        *backlog = (int)lua_tointeger(L, -1);
+        if (*backlog < 0)
             luaL_argerror(L, idx,
                           lua_pushfstring(L, "bad \"backlog\" option value: %d",
-                                          (int)backlog));
+                                          *backlog));
+        if (*size == 0) /* a backlog alone: the default size */
+            *size = s->cfg.pool_size;
     }
     lua_pop(L, 1);
     lua_getfield(L, idx, "pool");
-    if (!lua_isnil(L, -1) && lua_type(L, -1) != LUA_TSTRING &&
-        lua_type(L, -1) != LUA_TNUMBER)
+    if (lua_type(L, -1) == LUA_TNUMBER)
+        lua_tostring(L, -1); /* its string form is the key */
+    else if (!lua_isnil(L, -1) && lua_type(L, -1) != LUA_TSTRING)
         luaL_argerror(L, idx,
                       lua_pushfstring(L, "bad \"pool\" option type: %s",
                                       luaL_typename(L, -1)));
-    lua_pop(L, 1);
-    (void)size;
-    (void)backlog;
+}
+
+/* Keeps the pool key of this connection (SPEC.md 2.1 step 6). */
+static int tcp_set_key(cs_tcp *t, const char *key, size_t klen)
+{
+    char *k = malloc(klen + 1);
+
+    if (k == NULL)
+        return 0;
+    memcpy(k, key, klen);
+    k[klen] = '\0';
+    free(t->key);
+    t->key = k;
+    t->klen = klen;
+    return 1;
 }
 
 static int tcp_connect(lua_State *L)
 {
     cs_sched *s = cs_sched_get(L);
-    int n = lua_gettop(L), port = 0, is_unix;
-    size_t hlen;
-    const char *host, *busy;
+    int n = lua_gettop(L), port = 0, is_unix, size = 0, backlog = -1, turn;
+    int pool_idx = 0;
+    size_t hlen, klen;
+    const char *host, *busy, *key;
     cs_tcp *t;
     cs_op *op;
+    cs_pool *pool;
 
     if (n < 2 || n > 4)
         return luaL_error(L,
@@ -554,7 +627,9 @@ static int tcp_connect(lua_State *L)
     luaL_checktype(L, 1, LUA_TTABLE);
     host = luaL_checklstring(L, 2, &hlen);
     if (lua_type(L, n) == LUA_TTABLE) {
-        tcp_pool_options(L, n);
+        tcp_pool_options(L, n, &size, &backlog);
+        if (!lua_isnil(L, -1))
+            pool_idx = lua_gettop(L);
         n--;
     }
     if (n == 4)
@@ -571,16 +646,26 @@ static int tcp_connect(lua_State *L)
             return 2;
         }
         port = (int)p;
+        if (pool_idx == 0) { /* key: host .. ":" .. port as Lua shows it */
+            lua_pushvalue(L, 2);
+            lua_pushliteral(L, ":");
+            lua_pushvalue(L, 3);
+            lua_concat(L, 3);
+            pool_idx = lua_gettop(L);
+        }
     } else if (!is_unix) {
         return cs_fail(L, "missing the port number");
     }
+    key = pool_idx ? lua_tolstring(L, pool_idx, &klen) : host;
+    if (pool_idx == 0)
+        klen = hlen;
     t = cs_tcp_self(L);
     if (t == NULL)
         return luaL_error(L, "bad socket object");
     busy = tcp_busy(t, 1, 1);
     if (busy != NULL)
         return cs_fail(L, busy);
-    if (t->fd >= 0)
+    if (t->fd >= 0 || t->pool != NULL)
         cs_tcp_close_fd(t); /* outright, not pooled (SPEC.md 2.2) */
     t->ever = 1;
     t->conn_errno = 0;
@@ -589,37 +674,91 @@ static int tcp_connect(lua_State *L)
     t->reused = 0;
     t->nodelay = 0;
     t->rd_want = 0;
+    if (!tcp_set_key(t, key, klen))
+        return cs_fail(L, "no memory");
     cs_own(s->current != NULL ? s->current->handler : &s->main_handler,
            &t->owned);
-    if (!(is_unix ? tcp_unix_lookup(L, t, host + 5)
-                  : tcp_resolve(L, t, host, hlen, port))) {
-        lua_pushnil(L);
-        lua_insert(L, -2);
-        cs_tcp_close_fd(t);
-        return 2;
-    }
     op = &t->conn;
     cs_op_init(op, s, t, tcp_connect_results);
     op->on_cancel = tcp_on_cancel;
     op->on_timeout = tcp_on_conn_timeout;
     ev_init(&op->io, tcp_on_connected);
-    if (!t->lookup->finished) { /* wait for the resolver first */
-        op->timeout = cs_ms_to_seconds(s->cfg.resolver_timeout);
-        lua_settop(L, 1);
-        return cs_wait(L, op);
+    /* the pool is looked up by key only, before any DNS (SPEC.md 2.3) */
+    pool = cs_pool_get(s, key, klen, size, backlog);
+    turn = pool != NULL ? cs_pool_connect(pool, t) : CS_POOL_NEW;
+    if (turn == CS_POOL_REUSED) {
+        t->read_closed = t->write_closed = 0;
+        lua_pushinteger(L, 1);
+        return 1;
     }
-    if (t->lookup->code != 0)
-        return tcp_connect_results(L, op);
-    switch (tcp_connect_next(t)) {
-    case CONN_AGAIN:
-        op->fd = t->fd;
-        op->events = EV_WRITE;
+    if (turn == CS_POOL_FULL) {
+        cs_tcp_close_fd(t);
+        return cs_fail(L, "too many waiting connect operations");
+    }
+    if (!(is_unix ? tcp_unix_lookup(L, t, host + 5)
+                  : tcp_parse_target(L, t, host, hlen, port))) {
+        lua_pushnil(L);
+        lua_insert(L, -2);
+        cs_tcp_close_fd(t);
+        return 2;
+    }
+    lua_settop(L, 1);
+    if (turn == CS_POOL_QUEUE) { /* wait for a slot: connect timeout */
         op->timeout = cs_tcp_timeout(t, t->connect_ms, s->cfg.connect_timeout);
-        lua_settop(L, 1);
+        op->on_arm = tcp_queue_on_arm;
         return cs_wait(L, op);
-    default:
-        return tcp_connect_results(L, op);
     }
+    if (tcp_start(t, 0) == CONN_AGAIN)
+        return cs_wait(L, op);
+    return tcp_connect_results(L, op);
+}
+
+/* setkeepalive(timeout?, size?) in 0.10.23's order (SPEC.md 8.2) */
+static int tcp_setkeepalive(lua_State *L)
+{
+    int n = lua_gettop(L), dubious;
+    cs_tcp *t;
+    const char *busy;
+    double timeout;
+
+    if (n < 1 || n > 3)
+        return luaL_error(L,
+                          "expecting 1 to 3 arguments (including the "
+                          "object), but got %d",
+                          n);
+    t = cs_tcp_self(L);
+    if (t == NULL || t->fd < 0 || t->read_closed || t->write_closed || t->eof)
+        return cs_fail(L, "closed");
+    dubious = tcp_peek_dubious(t);
+    if (dubious < 0) /* the peer closed: ngx saw the EOF too */
+        return cs_fail(L, "closed");
+    busy = tcp_busy(t, 1, 1);
+    if (busy != NULL)
+        return cs_fail(L, busy);
+    if (cs_buffer_len(&t->buf) > 0)
+        return cs_fail(L, "unread data in buffer");
+    if (t->s->exiting) {
+        cs_tcp_close_fd(t);
+        lua_pushinteger(L, 1);
+        return 1;
+    }
+    if (dubious > 0) {
+        cs_tcp_close_fd(t);
+        return cs_fail(L, "connection in dubious state");
+    }
+    timeout = t->s->cfg.keepalive_timeout;
+    if (n >= 2 && lua_isnumber(L, 2))
+        timeout = (double)lua_tointeger(L, 2);
+    if (!cs_pool_park(L, t, n >= 3 ? 3 : 0, timeout < 0 ? 0 : timeout)) {
+        lua_pushnil(L);
+        lua_insert(L, -2);
+        return 2;
+    }
+    cs_tcp_close_fd(t); /* the object is closed; the fd went to the pool */
+    if (n >= 2 && !lua_isnil(L, 2))
+        luaL_checkinteger(L, 2); /* 0.10.23 checks it only after parking */
+    lua_pushinteger(L, 1);
+    return 1;
 }
 
 /* ---- close, timeouts, reuse -------------------------------------------- */
@@ -845,6 +984,7 @@ void cs_open_tcp(lua_State *L, int mod)
                                        {"setoption", tcp_setoption},
                                        {"getoption", tcp_getoption},
                                        {"bind", tcp_bind},
+                                       {"setkeepalive", tcp_setkeepalive},
                                        {"send", cs_tcp_send},
                                        {"receive", cs_tcp_receive},
                                        {"receiveany", cs_tcp_receiveany},

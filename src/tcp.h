@@ -41,7 +41,12 @@ typedef struct cs_tcp {
     size_t pending_off, pending_len, send_total;
     struct sockaddr_storage *bind_addr; /* bind(): used by connect */
     socklen_t bind_len;
-    int reused; /* getreusedtimes() */
+    int reused;            /* getreusedtimes() */
+    struct cs_pool *pool;  /* the pool its connection counts against */
+    unsigned char counted; /* counted in pool->count */
+    unsigned char queued;  /* its connect waits in the pool's backlog */
+    char *key;             /* pool key of the current connection */
+    size_t klen;
 } cs_tcp;
 
 enum { TCP_RD_OK = 0, TCP_RD_EOF, TCP_RD_ERRNO };
@@ -50,6 +55,8 @@ cs_tcp *cs_tcp_self(lua_State *L); /* may raise; NULL: never connected */
 void cs_tcp_close_fd(cs_tcp *t);   /* C only: ends the connection */
 void cs_push_errno(lua_State *L, int err);
 double cs_tcp_timeout(cs_tcp *t, int ms, double dflt_ms); /* seconds */
+/* A queued connect got a slot: start connecting (C only, op armed). */
+void cs_tcp_connect_go(cs_tcp *t);
 
 /* tcp_io.c */
 int cs_tcp_send(lua_State *L);

@@ -314,6 +314,7 @@ int cs_tcp_send(lua_State *L)
         t->nodelay = 1;
     }
     t->wr_errno = 0;
+    t->wr.err = NULL;
     t->send_total = c.total;
     i = send_gathered(t, &c, &part);
     if (i == c.n || t->wr_errno != 0)
@@ -502,9 +503,9 @@ static int read_start(lua_State *L, cs_tcp *t)
     cs_op *op = &t->rd;
 
     t->rd_errno = 0;
+    op->err = NULL; /* a timeout of the last read is not this one's */
     if (read_progress(t))
         return receive_results(L, op);
-    op->err = NULL;
     op->fd = t->fd;
     op->events = EV_READ;
     op->timeout = cs_tcp_timeout(t, t->read_ms, t->s->cfg.read_timeout);

@@ -315,6 +315,8 @@ static int timer_shutdown(lua_State *L)
         cs_drive_until(L, s, shutdown_done, s);
         return 0;
     }
+    if (s->current->handler->premature)
+        return 0; /* a premature callback would wait for itself */
     while (cs_timers_dispatch_before(s, 1, 0))
         ; /* the premature callbacks start now */
     if (shutdown_done(s))

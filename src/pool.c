@@ -1,0 +1,444 @@
+/* Keepalive pools: see pool.h.  Pools live in a small hash table per
+ * scheduler (no Lua in the watchers' callbacks); idle connections are
+ * watched by unref'd libev watchers, so a script that pools a connection
+ * still ends when its work is done. */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "pool.h"
+#include "compat.h"
+
+#define POOL_BUCKETS 64
+
+typedef struct pool_item {
+    struct pool_item *next, *prev; /* most recently parked first */
+    cs_pool *pool;
+    int fd, reused;
+    unsigned char is_unix, nodelay;
+    unsigned parked_at; /* loop iteration: unchecked since, peek first */
+    ev_io io;           /* the peer closes or sends: close it */
+    ev_timer idle;      /* keepalive timeout */
+} pool_item;
+
+struct cs_pool {
+    cs_pool *next; /* hash chain */
+    cs_sched *s;
+    int size, backlog; /* backlog -1: none */
+    int count;         /* connections counted: connecting, in use, idle */
+    int nidle;
+    pool_item *idle_head, *idle_tail;
+    struct cs_queue waiters; /* queued connects, FIFO */
+    int nwaiters;
+    size_t klen;
+    char key[1];
+};
+
+struct cs_pools {
+    cs_pool *buckets[POOL_BUCKETS];
+};
+
+static unsigned pool_hash(const char *key, size_t len)
+{
+    unsigned h = 2166136261u; /* FNV-1a */
+    size_t i;
+
+    for (i = 0; i < len; i++)
+        h = (h ^ (unsigned char)key[i]) * 16777619u;
+    return h % POOL_BUCKETS;
+}
+
+static cs_pool **pool_slot(cs_sched *s, const char *key, size_t klen)
+{
+    cs_pool **p = &s->pools->buckets[pool_hash(key, klen)];
+
+    while (*p != NULL &&
+           ((*p)->klen != klen || memcmp((*p)->key, key, klen) != 0))
+        p = &(*p)->next;
+    return p;
+}
+
+cs_pool *cs_pool_get(cs_sched *s, const char *key, size_t klen, int size,
+                     int backlog)
+{
+    cs_pool **p = pool_slot(s, key, klen), *pool;
+
+    if (*p != NULL || size <= 0)
+        return *p; /* an existing pool keeps its size (SPEC.md 2.3) */
+    pool = calloc(1, sizeof(*pool) + klen);
+    if (pool == NULL)
+        return NULL;
+    pool->s = s;
+    pool->size = size;
+    pool->backlog = backlog;
+    pool->klen = klen;
+    memcpy(pool->key, key, klen);
+    *p = pool;
+    return pool;
+}
+
+/* A pool with nothing counted and nobody queued goes (SPEC.md 8.1). */
+static void pool_maybe_free(cs_pool *pool)
+{
+    cs_pool **p;
+
+    if (pool->count > 0 || pool->nwaiters > 0 || pool->nidle > 0)
+        return;
+    p = pool_slot(pool->s, pool->key, pool->klen);
+    if (*p == pool)
+        *p = pool->next;
+    free(pool);
+}
+
+/* ---- idle connections -------------------------------------------------- */
+
+static void item_unlink(pool_item *it)
+{
+    cs_pool *pool = it->pool;
+
+    if (it->prev != NULL)
+        it->prev->next = it->next;
+    else
+        pool->idle_head = it->next;
+    if (it->next != NULL)
+        it->next->prev = it->prev;
+    else
+        pool->idle_tail = it->prev;
+    pool->nidle--;
+}
+
+/* Stops the unref'd watchers: ref first, or libev's count goes wrong. */
+static void item_unwatch(pool_item *it)
+{
+    struct ev_loop *loop = it->pool->s->loop;
+
+    if (loop == NULL)
+        return;
+    if (ev_is_active(&it->io)) {
+        ev_ref(loop);
+        ev_io_stop(loop, &it->io);
+    }
+    if (ev_is_active(&it->idle)) {
+        ev_ref(loop);
+        ev_timer_stop(loop, &it->idle);
+    }
+}
+
+static void pool_slot_freed(cs_pool *pool);
+
+/* Closes an idle connection: its slot frees up for a queued connect. */
+static void item_close(pool_item *it)
+{
+    cs_pool *pool = it->pool;
+
+    item_unwatch(it);
+    item_unlink(it);
+    close(it->fd);
+    free(it);
+    pool->count--;
+    pool_slot_freed(pool);
+}
+
+static void item_on_readable(EV_P_ ev_io *w, int revents)
+{
+    (void)loop;
+    (void)revents;
+    item_close(cs_container_of(w, pool_item, io)); /* EOF, error or data */
+}
+
+static void item_on_idle_timeout(EV_P_ ev_timer *w, int revents)
+{
+    (void)loop;
+    (void)revents;
+    item_close(cs_container_of(w, pool_item, idle));
+}
+
+/* Has the peer closed or sent anything? (MSG_PEEK, never blocks) */
+static int fd_dubious(int fd)
+{
+    char c;
+    ssize_t n = recv(fd, &c, 1, MSG_PEEK | MSG_DONTWAIT);
+
+    return !(n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK));
+}
+
+/* Hands the idle connection it to t: t is connected, counted. */
+static void item_give(pool_item *it, cs_tcp *t)
+{
+    cs_pool *pool = it->pool;
+
+    item_unwatch(it);
+    item_unlink(it);
+    t->fd = it->fd;
+    t->reused = it->reused + 1;
+    t->is_unix = it->is_unix;
+    t->nodelay = it->nodelay;
+    t->connected = 1;
+    t->read_closed = t->write_closed = 0;
+    t->eof = 0;
+    t->may_read = 0;
+    t->pool = pool;
+    t->counted = 1;
+    free(it);
+}
+
+/* The most recently parked idle connection that is still sound. */
+static pool_item *pool_take(cs_pool *pool)
+{
+    struct ev_loop *loop = pool->s->loop;
+    pool_item *it;
+
+    while ((it = pool->idle_head) != NULL) {
+        /* its watcher cannot have told us anything if the loop has not
+         * run since it was parked */
+        if (it->parked_at != ev_iteration(loop) || !fd_dubious(it->fd))
+            return it;
+        item_close(it);
+    }
+    return NULL;
+}
+
+/* ---- counting and queueing --------------------------------------------- */
+
+int cs_pool_connect(cs_pool *pool, cs_tcp *t)
+{
+    pool_item *it = pool_take(pool);
+
+    t->pool = pool;
+    if (it != NULL) {
+        item_give(it, t);
+        return CS_POOL_REUSED;
+    }
+    if (pool->backlog >= 0) {
+        if (pool->count + 1 > pool->size + pool->backlog)
+            return CS_POOL_FULL;
+        if (pool->count + 1 > pool->size)
+            return CS_POOL_QUEUE;
+    }
+    pool->count++;
+    t->counted = 1;
+    return CS_POOL_NEW;
+}
+
+void cs_pool_enqueue(cs_tcp *t)
+{
+    cs_pool *pool = t->pool;
+
+    cs_queue_push(&pool->waiters, t->conn.thread);
+    pool->nwaiters++;
+    t->queued = 1;
+}
+
+void cs_pool_dequeue(cs_tcp *t)
+{
+    cs_pool *pool = t->pool;
+
+    if (!t->queued)
+        return;
+    cs_queue_remove(t->conn.thread);
+    pool->nwaiters--;
+    t->queued = 0;
+    t->pool = NULL;
+    pool_maybe_free(pool);
+}
+
+/* A slot or an idle connection is free: the first queued connect gets it
+ * (SPEC.md 8.6): an idle one it takes, else it opens a new one. */
+static void pool_slot_freed(cs_pool *pool)
+{
+    cs_thread *th = pool->waiters.head;
+    cs_tcp *t;
+    pool_item *it;
+
+    if (th == NULL || pool->s->loop == NULL) {
+        pool_maybe_free(pool);
+        return;
+    }
+    t = th->waiting->self;
+    cs_queue_remove(th);
+    pool->nwaiters--;
+    t->queued = 0;
+    it = pool->idle_head;
+    if (it != NULL) {
+        item_give(it, t);
+        cs_op_done(&t->conn);
+        return;
+    }
+    if (pool->count + 1 > pool->size) { /* not free after all: wait more */
+        cs_queue_push(&pool->waiters, th);
+        pool->nwaiters++;
+        t->queued = 1;
+        return;
+    }
+    pool->count++;
+    t->counted = 1;
+    cs_tcp_connect_go(t);
+}
+
+void cs_pool_release(cs_tcp *t)
+{
+    cs_pool *pool = t->pool;
+
+    if (t->queued) {
+        cs_pool_dequeue(t);
+        return;
+    }
+    t->pool = NULL;
+    if (pool == NULL || !t->counted)
+        return;
+    t->counted = 0;
+    if (t->s->loop == NULL)
+        return; /* lua_close: the pools are gone */
+    pool->count--;
+    pool_slot_freed(pool);
+}
+
+/* ---- setkeepalive ------------------------------------------------------ */
+
+int cs_pool_park(lua_State *L, cs_tcp *t, int size_idx, double timeout_ms)
+{
+    cs_sched *s = t->s;
+    cs_pool *pool = t->pool;
+    pool_item *it;
+    int size;
+
+    if (pool == NULL) {
+        size = s->cfg.pool_size;
+        if (size_idx > 0 && !lua_isnoneornil(L, size_idx))
+            size = (int)luaL_checkinteger(L, size_idx);
+        pool = cs_pool_get(s, t->key, t->klen, 1, -1);
+        if (pool != NULL && pool->count == 0 && pool->nidle == 0 &&
+            pool->nwaiters == 0) {
+            if (size <= 0) {
+                pool_maybe_free(pool);
+                return luaL_argerror(
+                    L, lua_gettop(L),
+                    lua_pushfstring(L, "bad \"pool_size\" option value: %d",
+                                    size));
+            }
+            pool->size = size; /* a new pool: this call sizes it */
+        }
+        if (pool == NULL) {
+            lua_pushliteral(L, "no memory");
+            return 0;
+        }
+    }
+    it = calloc(1, sizeof(*it));
+    if (it == NULL) {
+        lua_pushliteral(L, "no memory");
+        return 0;
+    }
+    if (!t->counted)
+        pool->count++; /* made before the pool existed: counted now */
+    if (pool->nidle >= pool->size)
+        item_close(pool->idle_tail); /* the least recently parked goes */
+    it->pool = pool;
+    it->fd = t->fd;
+    it->reused = t->reused;
+    it->is_unix = t->is_unix;
+    it->nodelay = t->nodelay;
+    it->parked_at = ev_iteration(s->loop);
+    it->next = pool->idle_head;
+    if (pool->idle_head != NULL)
+        pool->idle_head->prev = it;
+    else
+        pool->idle_tail = it;
+    pool->idle_head = it;
+    pool->nidle++;
+    ev_io_init(&it->io, item_on_readable, it->fd, EV_READ);
+    ev_io_start(s->loop, &it->io);
+    ev_unref(s->loop);
+    if (timeout_ms > 0) {
+        ev_init(&it->idle, item_on_idle_timeout);
+        it->idle.repeat = timeout_ms / 1000.0;
+        ev_timer_again(s->loop, &it->idle); /* repeating: safe unref'd */
+        ev_unref(s->loop);
+    }
+    t->fd = -1; /* the pool owns the descriptor now */
+    t->counted = 0;
+    t->pool = NULL;
+    pool_slot_freed(pool);
+    return 1;
+}
+
+void cs_pool_close_idle(cs_sched *s)
+{
+    int i;
+
+    for (i = 0; i < POOL_BUCKETS; i++) {
+        cs_pool *pool = s->pools->buckets[i], *next;
+        for (; pool != NULL; pool = next) {
+            next = pool->next;
+            while (pool->idle_head != NULL) {
+                /* closing the last connection of a pool frees the pool */
+                int last =
+                    pool->nidle == 1 && pool->count == 1 && pool->nwaiters == 0;
+                item_close(pool->idle_head);
+                if (last)
+                    break;
+            }
+        }
+    }
+}
+
+void cs_pools_free(cs_sched *s)
+{
+    int i;
+
+    for (i = 0; i < POOL_BUCKETS; i++) {
+        cs_pool *pool = s->pools->buckets[i], *next;
+        for (; pool != NULL; pool = next) {
+            pool_item *it = pool->idle_head, *inext;
+            next = pool->next;
+            for (; it != NULL; it = inext) {
+                inext = it->next;
+                close(it->fd);
+                free(it);
+            }
+            free(pool);
+        }
+        s->pools->buckets[i] = NULL;
+    }
+}
+
+/* pool_stats(): { [key] = { idle = n, in_use = n, queued = n } } */
+static int pool_stats(lua_State *L)
+{
+    cs_sched *s = cs_sched_get(L);
+    int i;
+
+    lua_newtable(L);
+    for (i = 0; i < POOL_BUCKETS; i++) {
+        cs_pool *pool;
+        for (pool = s->pools->buckets[i]; pool != NULL; pool = pool->next) {
+            lua_pushlstring(L, pool->key, pool->klen);
+            lua_createtable(L, 0, 5);
+            lua_pushinteger(L, pool->nidle);
+            lua_setfield(L, -2, "idle");
+            lua_pushinteger(L, pool->count - pool->nidle);
+            lua_setfield(L, -2, "in_use");
+            lua_pushinteger(L, pool->nwaiters);
+            lua_setfield(L, -2, "queued");
+            lua_pushinteger(L, pool->size);
+            lua_setfield(L, -2, "size");
+            lua_pushinteger(L, pool->backlog);
+            lua_setfield(L, -2, "backlog");
+            lua_rawset(L, -3);
+        }
+    }
+    return 1;
+}
+
+void cs_open_pool(lua_State *L, int mod)
+{
+    static const luaL_Reg funcs[] = {{"pool_stats", pool_stats}, {NULL, NULL}};
+    cs_sched *s = lua_touserdata(L, mod + 1);
+
+    s->pools = lua_newuserdata(L, sizeof(*s->pools));
+    memset(s->pools, 0, sizeof(*s->pools));
+    s->pools_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+    s->on_shutdown = cs_pool_close_idle;
+    cs_register(L, mod, funcs);
+}

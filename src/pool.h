@@ -1,0 +1,37 @@
+/* Keepalive pools by key (SPEC.md 8): idle connections parked by
+ * setkeepalive, handed out LIFO by connect, watched while idle; a pool's
+ * size and backlog bound the connections counted against it. */
+#ifndef COSOCKET_POOL_H
+#define COSOCKET_POOL_H
+
+#include "tcp.h"
+
+typedef struct cs_pool cs_pool;
+
+/* The pool of key, created with size/backlog when missing and size > 0
+ * (backlog -1: none).  NULL when missing and not created. */
+cs_pool *cs_pool_get(cs_sched *s, const char *key, size_t klen, int size,
+                     int backlog);
+
+/* connect's turn: attaches t to pool and gives it an idle connection
+ * (CS_POOL_REUSED), a counted slot for a new one (CS_POOL_NEW), refuses
+ * (CS_POOL_FULL: "too many waiting connect operations") or asks it to
+ * queue (CS_POOL_QUEUE: then cs_pool_enqueue once the wait is armed). */
+enum { CS_POOL_REUSED, CS_POOL_NEW, CS_POOL_FULL, CS_POOL_QUEUE };
+int cs_pool_connect(cs_pool *pool, cs_tcp *t);
+void cs_pool_enqueue(cs_tcp *t); /* C only: t->conn is armed */
+void cs_pool_dequeue(cs_tcp *t); /* timeout or kill of a queued connect */
+
+/* A connection counted against t->pool ended: frees its slot (a queued
+ * connect gets it). C only. */
+void cs_pool_release(cs_tcp *t);
+
+/* setkeepalive's parking: 0 and a message pushed on failure. May raise for
+ * a bad size argument (at index size_idx) when the pool must be created. */
+int cs_pool_park(lua_State *L, cs_tcp *t, int size_idx, double timeout_ms);
+
+void cs_pool_close_idle(cs_sched *s); /* shutdown: close every idle one */
+void cs_pools_free(cs_sched *s);      /* lua_close */
+void cs_open_pool(lua_State *L, int mod);
+
+#endif
