@@ -676,6 +676,9 @@ static int tcp_connect(lua_State *L)
     t->rd_want = 0;
     if (!tcp_set_key(t, key, klen))
         return cs_fail(L, "no memory");
+    /* both halves open while connecting: other calls see "busy connecting"
+     * once there is a socket, "closed" while resolving (as ngx) */
+    t->read_closed = t->write_closed = 0;
     cs_own(s->current != NULL ? s->current->handler : &s->main_handler,
            &t->owned);
     op = &t->conn;
@@ -887,6 +890,9 @@ static int tcp_option(lua_State *L, int set)
         lua_pushvalue(L, 2);
         lua_call(L, 1, 1);
         lua_pushfstring(L, "unsupported option %s", lua_tostring(L, -1));
+        lua_replace(L, -2);
+        lua_pushnil(L);
+        lua_insert(L, -2);
         return 2;
     }
     if (t->fd < 0)
