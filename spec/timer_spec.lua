@@ -413,6 +413,25 @@ describe("cosocket.shutdown (child processes)", function()
     assert.equal(0, status)
   end)
 
+  it("called again inside a premature callback, does not wait for that callback itself",
+    function()
+    local out, err, status = child [[
+      local log = {}
+      cs.timer(1, function(premature)
+        if premature then
+          cs.shutdown()
+          log[#log + 1] = "inner shutdown returned"
+        end
+      end)
+      cs.shutdown()
+      log[#log + 1] = "main shutdown returned"
+      io.write(table.concat(log, ","), "\n")
+    ]]
+    assert.equal("", err)
+    assert.equal("inner shutdown returned,main shutdown returned\n", out)
+    assert.equal(0, status)
+  end)
+
   it("called by two light threads at once, returns in both", function()
     local out, err, status = child [[
       cs.timer(5, function() cs.sleep(0.005) end)
