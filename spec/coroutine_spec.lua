@@ -22,7 +22,7 @@ describe("a wait inside cosocket.coroutine coroutines in a light thread", functi
       cs.update_time()       -- timings below need a fresh clock (see timer_spec)
       local sema = cs.semaphore(0)
       cs.spawn(function()
-        for i = 1, 3 do p("other " .. i); cs.sleep(0.005) end
+        for i = 1, 3 do p("other " .. i); cs.sleep(0.05) end  -- wide gaps: valgrind
         sema:post(1)
       end)
       local c3 = C.create(function(x)
