@@ -158,9 +158,10 @@ struct cs_sched {
     int dropped_reported, exiting;
     int (*isyieldable)(lua_State *); /* LuaJIT's, looked up at load */
     cs_config cfg;
-    unsigned cfg_gen;       /* bumped by configure: the resolver rereads */
-    cs_resolver *resolver;  /* created at the first lookup */
-    struct cs_pools *pools; /* keepalive pools by key (pool.c) */
+    unsigned cfg_gen;         /* bumped by configure: the resolver rereads */
+    cs_resolver *resolver;    /* created at the first lookup */
+    struct cs_pools *pools;   /* keepalive pools by key (pool.c) */
+    struct cs_tls_state *tls; /* libtls configurations (tls.c) */
     int pools_ref;
     struct cs_buffer_cache *buffers; /* emptied receive buffers */
     int buffers_ref;

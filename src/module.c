@@ -10,6 +10,7 @@
 #include "buffer.h"
 #include "resolver.h"
 #include "pool.h"
+#include "tls.h"
 
 #define SCHED_MT "cosocket.sched"
 
@@ -41,6 +42,7 @@ static int sched_gc(lua_State *L)
     cs_timers_free(s);
     cs_resolver_free(s);
     cs_pools_free(s);
+    cs_tls_state_free(s);
     handlers_free(s);
     ev_loop_destroy(s->loop);
     s->loop = NULL;
@@ -126,6 +128,7 @@ CS_EXPORT int luaopen_cosocket(lua_State *L)
     cs_open_config(L, mod);
     cs_open_tcp(L, mod);
     cs_open_pool(L, mod);
+    cs_open_tls(L, mod);
     lua_pushliteral(L, "cosocket scm");
     lua_setfield(L, mod, "_VERSION");
     lua_pushcfunction(L, module_pid);

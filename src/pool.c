@@ -10,6 +10,7 @@
 
 #include "pool.h"
 #include "compat.h"
+#include "tls.h"
 
 #define POOL_BUCKETS 64
 
@@ -18,6 +19,8 @@ typedef struct pool_item {
     cs_pool *pool;
     int fd, reused;
     unsigned char is_unix, nodelay;
+    struct tls *tls; /* a TLS connection stays TLS: no new handshake */
+    struct cs_tls_io *tls_io;
     unsigned parked_at; /* loop iteration: unchecked since, peek first */
     ev_io io;           /* the peer closes or sends: close it */
     ev_timer idle;      /* keepalive timeout */
@@ -135,6 +138,8 @@ static void item_close(pool_item *it)
 
     item_unwatch(it);
     item_unlink(it);
+    if (it->tls != NULL)
+        cs_tls_free(it->tls, it->tls_io);
     close(it->fd);
     free(it);
     pool->count--;
@@ -143,9 +148,14 @@ static void item_close(pool_item *it)
 
 static void item_on_readable(EV_P_ ev_io *w, int revents)
 {
+    pool_item *it = cs_container_of(w, pool_item, io);
+
     (void)loop;
     (void)revents;
-    item_close(cs_container_of(w, pool_item, io)); /* EOF, error or data */
+    /* TLS-only records (1.3 session tickets) keep it (DECISIONS.md 7) */
+    if (it->tls != NULL && !cs_tls_idle_check(it->tls, it->fd))
+        return;
+    item_close(it); /* EOF, error or data */
 }
 
 static void item_on_idle_timeout(EV_P_ ev_timer *w, int revents)
@@ -181,6 +191,8 @@ static void item_give(pool_item *it, cs_tcp *t)
     t->may_read = 0;
     t->pool = pool;
     t->counted = 1;
+    t->tls = it->tls;
+    t->tls_io = it->tls_io;
     free(it);
 }
 
@@ -193,7 +205,9 @@ static pool_item *pool_take(cs_pool *pool)
     while ((it = pool->idle_head) != NULL) {
         /* its watcher cannot have told us anything if the loop has not
          * run since it was parked */
-        if (it->parked_at != ev_iteration(loop) || !fd_dubious(it->fd))
+        if (it->parked_at != ev_iteration(loop) ||
+            !(it->tls != NULL ? cs_tls_idle_check(it->tls, it->fd)
+                              : fd_dubious(it->fd)))
             return it;
         item_close(it);
     }
@@ -212,7 +226,8 @@ int cs_pool_connect(cs_pool *pool, cs_tcp *t)
         return CS_POOL_REUSED;
     }
     if (pool->backlog >= 0) {
-        if (pool->count + 1 > pool->size + pool->backlog)
+        /* queued connects count too, as in nginx */
+        if (pool->count + pool->nwaiters + 1 > pool->size + pool->backlog)
             return CS_POOL_FULL;
         if (pool->count + 1 > pool->size)
             return CS_POOL_QUEUE;
@@ -312,9 +327,10 @@ int cs_pool_park(lua_State *L, cs_tcp *t, int size_idx, double timeout_ms)
         if (pool != NULL && pool->count == 0 && pool->nidle == 0 &&
             pool->nwaiters == 0) {
             if (size <= 0) {
+                int last = lua_gettop(L); /* before the message is pushed */
                 pool_maybe_free(pool);
                 return luaL_argerror(
-                    L, lua_gettop(L),
+                    L, last,
                     lua_pushfstring(L, "bad \"pool_size\" option value: %d",
                                     size));
             }
@@ -339,6 +355,10 @@ int cs_pool_park(lua_State *L, cs_tcp *t, int size_idx, double timeout_ms)
     it->reused = t->reused;
     it->is_unix = t->is_unix;
     it->nodelay = t->nodelay;
+    it->tls = t->tls;
+    it->tls_io = t->tls_io;
+    t->tls = NULL;
+    t->tls_io = NULL;
     it->parked_at = ev_iteration(s->loop);
     it->next = pool->idle_head;
     if (pool->idle_head != NULL)
@@ -394,6 +414,8 @@ void cs_pools_free(cs_sched *s)
             next = pool->next;
             for (; it != NULL; it = inext) {
                 inext = it->next;
+                if (it->tls != NULL)
+                    cs_tls_free(it->tls, it->tls_io);
                 close(it->fd);
                 free(it);
             }

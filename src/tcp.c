@@ -14,6 +14,7 @@
 #include "compat.h"
 #include "resolver.h"
 #include "pool.h"
+#include "tls.h"
 
 #define TCP_MT       "cosocket.tcp"       /* the socket table's metatable */
 #define TCP_STATE_MT "cosocket.tcp.state" /* slot 1's userdata */
@@ -81,6 +82,11 @@ void cs_tcp_close_fd(cs_tcp *t)
     t->host = NULL;
     free(t->pending);
     t->pending = NULL;
+    if (t->tls != NULL)
+        cs_tls_free(t->tls, t->tls_io);
+    t->tls = NULL;
+    t->tls_io = NULL;
+    t->tls_dead = 0;
     cs_pool_release(t);
     cs_disown(&t->owned);
 }
@@ -120,6 +126,9 @@ static int tcp_state_gc(lua_State *L)
     t->bind_addr = NULL;
     free(t->key);
     t->key = NULL;
+    free(t->client_cert);
+    free(t->client_key);
+    t->client_cert = t->client_key = NULL;
     return 0;
 }
 
@@ -732,7 +741,9 @@ static int tcp_setkeepalive(lua_State *L)
     t = cs_tcp_self(L);
     if (t == NULL || t->fd < 0 || t->read_closed || t->write_closed || t->eof)
         return cs_fail(L, "closed");
-    dubious = tcp_peek_dubious(t);
+    /* TLS: records without data (1.3 tickets) are read, not unread data */
+    dubious =
+        t->tls != NULL ? cs_tls_idle_check(t->tls, t->fd) : tcp_peek_dubious(t);
     if (dubious < 0) /* the peer closed: ngx saw the EOF too */
         return cs_fail(L, "closed");
     busy = tcp_busy(t, 1, 1);

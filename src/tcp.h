@@ -47,6 +47,15 @@ typedef struct cs_tcp {
     unsigned char queued;  /* its connect waits in the pool's backlog */
     char *key;             /* pool key of the current connection */
     size_t klen;
+    /* TLS (tls.c): the context and its callbacks' record, once handshaked */
+    struct tls *tls;
+    struct cs_tls_io *tls_io;
+    unsigned char tls_dead; /* EOF seen: libtls is not called again */
+    unsigned char tls_want_session, tls_want_write; /* handshake */
+    unsigned char rd_want_write, wr_want_read;      /* TLS reads may write... */
+    int tls_status;                 /* 0 or -1: how the handshake ended */
+    char *client_cert, *client_key; /* setclientcert's PEM strings */
+    size_t client_cert_len, client_key_len;
 } cs_tcp;
 
 enum { TCP_RD_OK = 0, TCP_RD_EOF, TCP_RD_ERRNO };

@@ -15,6 +15,7 @@
 
 #include "tcp.h"
 #include "compat.h"
+#include "tls.h"
 
 #define SEND_MAX_DEPTH 100
 #define SEND_IOV_MAX   1024 /* Linux UIO_MAXIOV */
@@ -161,16 +162,23 @@ static void send_table(lua_State *L, send_ctx *c, int idx, int depth)
 static int send_flush(cs_tcp *t)
 {
     while (t->pending_off < t->pending_len) {
-        ssize_t n = send(t->fd, t->pending + t->pending_off,
-                         t->pending_len - t->pending_off, MSG_NOSIGNAL);
+        int want_write = 1;
+        ssize_t n =
+            t->tls != NULL
+                ? cs_tls_send(t, t->pending + t->pending_off,
+                              t->pending_len - t->pending_off, &want_write)
+                : send(t->fd, t->pending + t->pending_off,
+                       t->pending_len - t->pending_off, MSG_NOSIGNAL);
         if (n > 0) {
             t->pending_off += (size_t)n;
             continue;
         }
         if (n < 0 && errno == EINTR)
             continue;
-        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+            t->wr_want_read = !want_write; /* TLS may need to read first */
             return 0;
+        }
         t->wr_errno = n < 0 ? errno : EPIPE;
         return -1;
     }
@@ -189,6 +197,8 @@ static void tcp_on_writable(EV_P_ ev_io *w, int revents)
     if (rc == 0) {
         if (t->pending_off != before) /* progress: inactivity timeout */
             cs_op_retime(op, op->timeout);
+        if ((t->wr_want_read ? EV_READ : EV_WRITE) != op->events)
+            cs_op_watch(op, t->fd, t->wr_want_read ? EV_READ : EV_WRITE);
         return;
     }
     cs_op_done(op);
@@ -244,6 +254,39 @@ static int send_gathered(cs_tcp *t, send_ctx *c, size_t *part)
         }
     }
     return i;
+}
+
+static int send_wait(lua_State *L, cs_tcp *t)
+{
+    cs_op_init(&t->wr, t->s, t, send_results);
+    ev_init(&t->wr.io, tcp_on_writable);
+    t->wr.on_cancel = t->conn.on_cancel;
+    t->wr.fd = t->fd;
+    t->wr.events = t->wr_want_read ? EV_READ : EV_WRITE;
+    t->wr.timeout = cs_tcp_timeout(t, t->send_ms, t->s->cfg.send_timeout);
+    lua_settop(L, 1);
+    return cs_wait(L, &t->wr);
+}
+
+/* TLS: the pieces are copied into one owned buffer, then written. */
+static int send_tls(lua_State *L, cs_tcp *t, send_ctx *c)
+{
+    size_t off = 0;
+    int i, rc;
+
+    t->pending = malloc(c->total);
+    if (t->pending == NULL)
+        return cs_fail(L, "no memory");
+    for (i = 0; i < c->n; i++) {
+        memcpy(t->pending + off, t->s->iov[i].iov_base, t->s->iov[i].iov_len);
+        off += t->s->iov[i].iov_len;
+    }
+    t->pending_len = c->total;
+    t->pending_off = 0;
+    rc = send_flush(t);
+    if (rc != 0)
+        return send_results(L, &t->wr);
+    return send_wait(L, t);
 }
 
 int cs_tcp_send(lua_State *L)
@@ -316,6 +359,9 @@ int cs_tcp_send(lua_State *L)
     t->wr_errno = 0;
     t->wr.err = NULL;
     t->send_total = c.total;
+    t->wr_want_read = 0;
+    if (t->tls != NULL) /* one buffer for libtls: one record per write */
+        return send_tls(L, t, &c);
     i = send_gathered(t, &c, &part);
     if (i == c.n || t->wr_errno != 0)
         return send_results(L, &t->wr);
@@ -335,14 +381,7 @@ int cs_tcp_send(lua_State *L)
                t->s->iov[n].iov_len - skip);
         len += t->s->iov[n].iov_len - skip;
     }
-    cs_op_init(&t->wr, t->s, t, send_results);
-    ev_init(&t->wr.io, tcp_on_writable);
-    t->wr.on_cancel = t->conn.on_cancel;
-    t->wr.fd = t->fd;
-    t->wr.events = EV_WRITE;
-    t->wr.timeout = cs_tcp_timeout(t, t->send_ms, t->s->cfg.send_timeout);
-    lua_settop(L, 1);
-    return cs_wait(L, &t->wr);
+    return send_wait(L, t);
 nomem:
     return luaL_error(L, "no memory");
 }
@@ -387,10 +426,16 @@ static int read_progress(cs_tcp *t)
             t->rd_status = TCP_RD_ERRNO;
             return 1;
         }
-        n = recv(t->fd, p, room, 0);
+        if (t->tls != NULL) {
+            int want_write = 0;
+            n = cs_tls_recv(t, p, room, &want_write);
+            t->rd_want_write = (unsigned char)want_write;
+        } else {
+            n = recv(t->fd, p, room, 0);
+        }
         if (n > 0) {
             cs_buffer_commit(b, (size_t)n);
-            if ((size_t)n < room) {
+            if ((size_t)n < room && t->tls == NULL) {
                 t->may_read = 0; /* the kernel had less: it is empty now */
             } else if (t->rd_want < READ_MAX) {
                 t->rd_want = t->rd_want ? t->rd_want * 2 : READ_MIN * 2;
@@ -430,6 +475,8 @@ static void tcp_on_readable(EV_P_ ev_io *w, int revents)
     }
     if (cs_buffer_len(&t->buf) != before) /* progress: inactivity timeout */
         cs_op_retime(op, op->timeout);
+    if ((t->rd_want_write ? EV_WRITE : EV_READ) != op->events)
+        cs_op_watch(op, t->fd, t->rd_want_write ? EV_WRITE : EV_READ);
 }
 
 /* Pushes n bytes of line data without its CR bytes (ngx drops them all). */
@@ -507,7 +554,7 @@ static int read_start(lua_State *L, cs_tcp *t)
     if (read_progress(t))
         return receive_results(L, op);
     op->fd = t->fd;
-    op->events = EV_READ;
+    op->events = t->rd_want_write ? EV_WRITE : EV_READ;
     op->timeout = cs_tcp_timeout(t, t->read_ms, t->s->cfg.read_timeout);
     lua_settop(L, 1);
     return cs_wait(L, op);
