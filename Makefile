@@ -69,8 +69,8 @@ VALGRIND_SCALE = 0.05
 
 ROCK = cosocket-scm-1.src.rock
 
-.PHONY: all build54 deps deps-list test demo asan valgrind lint format \
-        check-symbols rock install clean FORCE
+.PHONY: all build54 deps deps-list test conformance demo asan valgrind lint \
+        format check-symbols rock install clean FORCE
 .DELETE_ON_ERROR:
 
 all: $(SO)
@@ -139,6 +139,14 @@ test: deps
 	$(if $(filter 1,$(COSOCKET_LUA54)),$(MAKE) build54)
 	COSOCKET_LUA54=$(COSOCKET_LUA54) COSOCKET_BUILD=$(BUILD) \
 	  COSOCKET_BUILD54=$(BUILD54) spec/run-all
+
+# conformance/: every case run in nginx (the oracle) and on cosocket (LuaJIT
+# and Lua 5.1), outputs compared; `make test` runs it too (spec/run-all).
+# CONFORMANCE_ARGS: e.g. "-v receive_" (see conformance/run.lua)
+conformance: deps
+	$(MAKE) all $(FIXTURE)
+	COSOCKET_BUILD=$(BUILD) COSOCKET_FIXTURE=$(FIXTURE) \
+	  luajit conformance/run.lua $(CONFORMANCE_ARGS)
 
 demo: deps
 	$(MAKE) all

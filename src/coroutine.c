@@ -96,9 +96,10 @@ static int co_status(lua_State *L)
     lua_pushvalue(L, 1);
     lua_rawget(L, -2);
     th = lua_touserdata(L, -1);
-    if (th != NULL && th->state == CS_TH_ALIVE && th == s->current &&
-        th->co != L)
-        lua_pushliteral(L, "normal"); /* it is resuming the caller */
+    if (th != NULL && th->state == CS_TH_ALIVE && th->co != L &&
+        (lua_status(th->co) == LUA_OK || th->spawning))
+        lua_pushliteral(L, "normal"); /* resuming someone, or a child it
+                                         spawns runs first */
     else if (th != NULL && th->state == CS_TH_ALIVE)
         lua_pushliteral(L, "running");
     else if (th != NULL && th->state == CS_TH_ZOMBIE)
@@ -109,6 +110,19 @@ static int co_status(lua_State *L)
         lua_pushstring(L, cs_chain_role(L, s, 1) == 1 ? "normal" : "running");
     else
         lua_pushstring(L, status_of(L, lua_tothread(L, 1)));
+    return 1;
+}
+
+/* create(f): ngx's wrapper takes Lua functions only (LuaJIT's would take
+ * a C function too) */
+static int co_create(lua_State *L)
+{
+    lua_State *co;
+
+    luaL_argcheck(L, cs_is_lua_function(L, 1), 1, "Lua function expected");
+    co = lua_newthread(L);
+    lua_pushvalue(L, 1);
+    lua_xmove(L, co, 1);
     return 1;
 }
 
@@ -133,10 +147,9 @@ static int co_isyieldable(lua_State *L)
 }
 
 static const char coroutine_lua[] =
-    "local WAIT, resume, status, isyieldable, is_puc = ...\n"
+    "local WAIT, resume, status, isyieldable, is_puc, create = ...\n"
     "local co = coroutine\n"
-    "local create, yield, running, raw_status = co.create, co.yield,\n"
-    "  co.running, co.status\n"
+    "local yield, running, raw_status = co.yield, co.running, co.status\n"
     "local pcall, xpcall, error = pcall, xpcall, error\n"
     "local M = {}\n"
     "-- a waiting child yields WAIT: pass it up, hand the results down\n"
@@ -158,7 +171,7 @@ static const char coroutine_lua[] =
     "end\n"
     "M.create, M.yield, M.running = create, yield, running\n"
     "M.status, M.isyieldable = status, isyieldable\n"
-    "M._create, M._resume, M._yield = create, co.resume, yield\n"
+    "M._create, M._resume, M._yield = co.create, co.resume, yield\n"
     "M._wrap, M._status = co.wrap, raw_status\n"
     "local cpcall, cxpcall = pcall, xpcall\n"
     "if is_puc then\n"
@@ -172,7 +185,10 @@ static const char coroutine_lua[] =
     "    if running() == nil or type(f) ~= 'function' then\n"
     "      return pcall(f, ...)\n"
     "    end\n"
-    "    local c = create(function(...) return f(...) end)\n"
+    "    -- called through a table slot, f has no name in argument errors,\n"
+    "    -- as under the built-in pcall\n"
+    "    local box = { f }\n"
+    "    local c = create(function(...) return box[1](...) end)\n"
     "    return pcall_step(c, resume_c(c, ...))\n"
     "  end\n"
     "  local traceback = debug and debug.traceback\n"
@@ -192,7 +208,8 @@ static const char coroutine_lua[] =
     "      local args, n = {...}, select('#', ...)\n"
     "      return xpcall(function() return f(unpack(args, 1, n)) end, h)\n"
     "    end\n"
-    "    local c = create(function(...) return f(...) end)\n"
+    "    local box = { f }\n"
+    "    local c = create(function(...) return box[1](...) end)\n"
     "    return xpcall_step(c, h, resume_c(c, ...))\n"
     "  end\n"
     "end\n"
@@ -220,7 +237,8 @@ void cs_open_coroutine(lua_State *L, int mod)
     lua_pushcclosure(L, co_isyieldable, 1);
     /* PUC 5.1 cannot yield across pcall; LuaJIT and 5.2+ can. */
     lua_pushboolean(L, LUA_VERSION_NUM == 501 && s->isyieldable == NULL);
-    lua_call(L, 5, 3);
+    lua_pushcfunction(L, co_create);
+    lua_call(L, 6, 3);
     lua_setfield(L, mod, "xpcall");
     lua_setfield(L, mod, "pcall");
     lua_setfield(L, mod, "coroutine");

@@ -85,6 +85,7 @@ struct cs_thread {
     unsigned char failed;      /* ended by an error */
     unsigned char initial;     /* in its first run, started by spawn */
     unsigned char linked;      /* in its parent's list of children */
+    unsigned char spawning;    /* posted while the child it spawned runs */
 };
 
 /* Something a handler closes when it ends (its sockets, DECISIONS.md 2). */
@@ -143,6 +144,7 @@ struct cs_sched {
     struct cs_queue ready, deferred, posted;
     cs_op *arm;                   /* op of the wait whose yield is on its way */
     cs_thread *spawn_request;     /* child a yielding spawn asks to start */
+    cs_thread *spawn_parent;      /* the thread that asked for it */
     cs_handler *handlers;         /* every live handler but main */
     cs_timer *timers;             /* every timer not yet freed */
     cs_timer *fired, *fired_tail; /* fired, callbacks not yet started */

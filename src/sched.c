@@ -466,13 +466,19 @@ void cs_run_ready(cs_sched *s)
         cs_thread *th;
 
         run_posted(s);
-        run_deferred(s);
         th = s->ready.head;
         if (cs_timers_dispatch_before(s, th == NULL,
                                       th != NULL ? th->ready_seq : 0))
             continue;
-        if (th == NULL)
-            return;
+        if (th == NULL) {
+            /* deferred work (a semaphore handing out what post() added)
+             * waits until nothing else runs, not even a thread that only
+             * yielded: ngx's posted events run after those (SPEC.md 10.8) */
+            if (s->deferred_head == NULL || s->deferred.head != NULL)
+                return;
+            run_deferred(s);
+            continue;
+        }
         cs_queue_remove(th);
         deliver(s, th);
     }

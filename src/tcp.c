@@ -453,6 +453,8 @@ static const char *parse_host(const char *url, size_t len, const char **host,
             return "invalid host";
         *host = url + 1;
         *hlen = (size_t)(end - url - 1);
+        if (*hlen == 0)
+            return "no host";
         if (end + 1 == last)
             return NULL;
         if (end[1] != ':')
@@ -544,6 +546,12 @@ static int tcp_unix_lookup(lua_State *L, cs_tcp *t, const char *path)
 
     if (lk == NULL) {
         lua_pushliteral(L, "no memory");
+        return 0;
+    }
+    if (len == 0) {
+        free(lk);
+        lua_pushliteral(L, "failed to parse host name \"unix:\": no path in "
+                           "the unix domain socket");
         return 0;
     }
     sun = (struct sockaddr_un *)&lk->addrs[0];
@@ -801,9 +809,13 @@ static int tcp_close(lua_State *L)
 
 static int tcp_check_timeout(lua_State *L, int idx)
 {
-    lua_Number v = lua_tonumber(L, idx); /* non-numbers are 0: default */
+    /* truncated first, as ngx's (ngx_int_t) cast: -0.5 is 0, the default;
+     * non-numbers are 0 too */
+    lua_Number v = lua_tonumber(L, idx);
 
-    if (v < 0 || v >= 2147483648.0)
+    if (v > -1 && v < 2147483648.0)
+        v = (lua_Number)(long long)v;
+    if (!(v >= 0 && v < 2147483648.0)) /* NaN too */
         luaL_error(L, "bad timeout value");
     return (int)v;
 }
@@ -943,8 +955,10 @@ static int tcp_bind(lua_State *L)
     cs_lookup tmp;
     int port = 0;
 
+    /* the port argument is HEAD's; 0.10.23's message for other counts */
     if (n != 2 && n != 3)
-        return luaL_error(L, "expecting 2 or 3 arguments, but got %d", n);
+        return luaL_error(L, "expecting 2 arguments, but got %d", n);
+    luaL_checkstring(L, 2);
     t = cs_tcp_self(L);
     if (t == NULL)
         return luaL_error(L, "bad socket object");

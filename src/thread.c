@@ -240,11 +240,18 @@ cs_thread *cs_thread_new(lua_State *L, cs_sched *s, cs_handler *h, int nargs)
  * asked to spawn in that first run, ngx's order (SPEC.md 10.2). */
 void cs_start_thread(cs_sched *s, cs_thread *th)
 {
+    cs_thread *parent = NULL;
+
     while (th != NULL) {
         th->initial = 1;
         s->spawn_request = NULL;
+        if (parent != NULL)
+            parent->spawning = 1; /* "normal" while its child runs */
         cs_resume_thread(s, th, lua_gettop(th->co) - 1);
+        if (parent != NULL)
+            parent->spawning = 0;
         th = s->spawn_request;
+        parent = s->spawn_parent;
         s->spawn_request = NULL;
     }
 }
@@ -356,6 +363,7 @@ static int thread_spawn(lua_State *L)
         /* The spawner is itself in its first run: it is posted and the
          * one that started it starts the child (ngx's order). */
         s->spawn_request = th;
+        s->spawn_parent = cur;
         lua_insert(L, 1); /* the child: the anchor its results push */
         lua_settop(L, 1);
         cs_op_init(&cur->op, s, cur, spawn_results);

@@ -273,20 +273,24 @@ int cs_tls_idle_check(struct tls *tls, int fd)
  * texts; -1 when it is not a verification failure. */
 static int tls_verify_code(const char *msg, const char **text)
 {
-    int code;
+    int code, best = -1;
+    size_t best_len = 0;
 
     if (msg == NULL || strstr(msg, "verif") == NULL)
         return -1;
+    /* the longest text that matches: "self-signed certificate" is part of
+     * "self-signed certificate in certificate chain" */
     for (code = 1; code < 100; code++) {
         const char *s = X509_verify_cert_error_string(code);
         if (s != NULL &&
             strncmp(s, "unknown certificate verification", 32) != 0 &&
-            strstr(msg, s) != NULL) {
+            strlen(s) > best_len && strstr(msg, s) != NULL) {
+            best = code;
+            best_len = strlen(s);
             *text = s;
-            return code;
         }
     }
-    return -1;
+    return best;
 }
 
 static int handshake_results(lua_State *L, cs_op *op)

@@ -324,4 +324,330 @@ function helpers.dns_count(srv)
   return tonumber(answers[1].data:sub(2))
 end
 
+-- TLS material and TLS servers ----------------------------------------------
+--
+--   local certs = helpers.tls_certs()
+--   local srv = helpers.start_tls_server{ cert = certs.server.cert, key = certs.server.key }
+--   sock:connect(srv.host, srv.port); sock:sslhandshake(nil, "localhost", true)
+--   srv:accepted()        -- connections the server accepted so far
+--
+-- helpers.tls_certs() makes, with the openssl CLI, once per process (cached
+-- in the registry: busted reloads these helpers per file), EC P-256 keys and
+-- certificates in a temporary directory removed at the end of the suite.
+-- Every entry but `ca` is { cert = path, key = path }, the cert a PEM file:
+--   ca           the test CA (a path; ca_key its key)
+--   server       CN localhost, SAN DNS:localhost and IP:127.0.0.1, by the CA
+--   wrong_host   SAN DNS:other.test only, by the CA
+--   expired      as server, valid Jan 2020 only
+--   not_yet      as server, valid from 2099 on
+--   self_signed  CN/SAN localhost, signed by its own key
+--   chain        leaf (SAN localhost) by an intermediate CA, the file holds
+--                leaf + intermediate; chain_leaf_only: the same leaf alone
+--   with_root    the server cert followed by the CA cert (for an untrusted
+--                root sent in the chain)
+--   client       CN cosocket test client, clientAuth, by the CA
+-- certs.dir is the directory; certs.pem(path) reads a file.
+
+local certs_key = "cosocket.spec.tls_certs"
+
+local cert_script = [=[
+set -e
+cd "$1"
+cat > openssl.cnf <<'EOF'
+[ req ]
+distinguished_name = dn
+prompt = no
+[ dn ]
+CN = unused
+[ ca_ext ]
+basicConstraints = critical, CA:TRUE
+keyUsage = critical, keyCertSign, cRLSign
+subjectKeyIdentifier = hash
+[ localhost ]
+basicConstraints = CA:FALSE
+subjectAltName = DNS:localhost, IP:127.0.0.1
+extendedKeyUsage = serverAuth
+[ other ]
+basicConstraints = CA:FALSE
+subjectAltName = DNS:other.test
+extendedKeyUsage = serverAuth
+[ client ]
+basicConstraints = CA:FALSE
+extendedKeyUsage = clientAuth
+[ ca ]
+default_ca = test_ca
+[ test_ca ]
+database = index.txt
+new_certs_dir = .
+serial = serial.txt
+default_md = sha256
+policy = any
+unique_subject = no
+[ any ]
+commonName = supplied
+EOF
+export OPENSSL_CONF="$PWD/openssl.cnf"
+key() { openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out "$1.key" 2>/dev/null; }
+csr() { key "$1"; openssl req -new -key "$1.key" -subj "$2" -out "$1.csr"; }
+# sign NAME ISSUER SECTION SERIAL
+sign() {
+  openssl x509 -req -in "$1.csr" -CA "$2.pem" -CAkey "$2.key" -set_serial "$4" \
+    -days 3650 -extfile openssl.cnf -extensions "$3" -out "$1.pem" 2>/dev/null
+}
+key ca
+openssl req -x509 -new -key ca.key -subj "/CN=cosocket test CA" -days 3650 \
+  -extensions ca_ext -out ca.pem
+csr server /CN=localhost;  sign server ca localhost 1001
+csr wrong /CN=other.test;  sign wrong ca other 1002
+csr client "/CN=cosocket test client"; sign client ca client 1003
+csr inter "/CN=cosocket test intermediate"; sign inter ca ca_ext 1004
+csr leaf /CN=localhost;    sign leaf inter localhost 1005
+cat leaf.pem inter.pem > chain.pem
+cat server.pem ca.pem > with_root.pem
+key self
+openssl req -x509 -new -key self.key -subj /CN=localhost -days 3650 \
+  -extensions localhost -out self.pem
+: > index.txt; echo 2001 > serial.txt
+csr expired /CN=localhost
+openssl ca -batch -notext -cert ca.pem -keyfile ca.key -in expired.csr -out expired.pem \
+  -extensions localhost -extfile openssl.cnf \
+  -startdate 20200101000000Z -enddate 20200201000000Z 2>/dev/null
+csr notyet /CN=localhost
+openssl ca -batch -notext -cert ca.pem -keyfile ca.key -in notyet.csr -out notyet.pem \
+  -extensions localhost -extfile openssl.cnf \
+  -startdate 20990101000000Z -enddate 21000101000000Z 2>/dev/null
+echo made
+]=]
+
+function helpers.tls_certs()
+  local reg = debug.getregistry()
+  if reg[certs_key] then return reg[certs_key] end
+  local p = assert(io.popen("mktemp -d /tmp/cosocket-tls.XXXXXX"))
+  local dir = p:read("*l")
+  p:close()
+  assert(dir and dir:match("^/tmp/cosocket%-tls%.[%w]+$"), "tls_certs: mktemp -d failed")
+  local script = dir .. "/make.sh"
+  local f = assert(io.open(script, "wb"))
+  f:write(cert_script)
+  f:close()
+  local log = dir .. "/make.log"
+  os.execute("env -u LD_PRELOAD sh " .. shell_quote(script) .. " " .. shell_quote(dir) ..
+             " >" .. shell_quote(log) .. " 2>&1")
+  if not read_file(log):match("made\n$") then
+    error("tls_certs: openssl failed:\n" .. read_file(log), 2)
+  end
+  local function pair(name, certfile)
+    return { cert = dir .. "/" .. (certfile or name) .. ".pem", key = dir .. "/" .. name .. ".key" }
+  end
+  local certs = {
+    dir = dir,
+    ca = dir .. "/ca.pem",
+    ca_key = dir .. "/ca.key",
+    server = pair("server"),
+    wrong_host = pair("wrong"),
+    expired = pair("expired"),
+    not_yet = pair("notyet"),
+    self_signed = pair("self"),
+    chain = pair("leaf", "chain"),
+    chain_leaf_only = pair("leaf"),
+    with_root = pair("server", "with_root"),
+    client = pair("client"),
+    pem = function(path)
+      local data = read_file(path)
+      assert(data ~= "", "tls_certs: cannot read " .. path)
+      return data
+    end,
+  }
+  reg[certs_key] = certs
+  -- removed at the end of the suite, or when the state closes
+  local function remove() os.execute("rm -rf " .. shell_quote(dir)) end
+  if in_busted and type(busted) == "table" then
+    pcall(busted.subscribe, { "suite", "end" }, function()
+      remove()
+      return nil, true
+    end)
+  end
+  reg[certs_key .. ".sentinel"] = setmetatable({}, { __gc = remove })
+  if rawget(_G, "newproxy") then
+    local sentinel = newproxy(true)
+    getmetatable(sentinel).__gc = remove
+    reg[certs_key .. ".sentinel"] = sentinel
+  end
+  return certs
+end
+
+-- the process is running (not gone, not a zombie) and its name is comm
+local function proc_alive(pid, comm)
+  local f = io.open("/proc/" .. pid .. "/stat", "rb")
+  if not f then return false end
+  local stat = f:read("*a") or ""
+  f:close()
+  local c, state = stat:match("^%d+ %((.*)%) (%a)")
+  if state == nil or state == "Z" or state == "X" then return false end
+  return comm == nil or c == comm
+end
+
+-- the pids of pid's children and their descendants
+local function descendants(pid, out)
+  out = out or {}
+  local f = io.open("/proc/" .. pid .. "/task/" .. pid .. "/children", "rb")
+  if not f then return out end
+  local list = f:read("*a") or ""
+  f:close()
+  for child in list:gmatch("%d+") do
+    out[#out + 1] = tonumber(child)
+    descendants(child, out)
+  end
+  return out
+end
+
+local TlsServer = {}
+TlsServer.__index = TlsServer
+
+function TlsServer:log() return read_file(self.logfile) end
+
+-- connections accepted so far (the listener logs each one)
+function TlsServer:accepted()
+  local n = 0
+  for _ in self:log():gmatch("accepting connection from") do n = n + 1 end
+  return n
+end
+
+-- handshakes completed so far, and the protocol versions they used, in order
+function TlsServer:protocols()
+  local list = {}
+  for v in self:log():gmatch("SSL proto version used: (%S+)") do list[#list + 1] = v end
+  return list
+end
+
+function TlsServer:handshakes() return #self:protocols() end
+
+-- the processes serving connections now (one socat child each, and what it runs)
+function TlsServer:children()
+  local list = {}
+  for _, pid in ipairs(descendants(self.pid)) do
+    if proc_alive(pid) then list[#list + 1] = pid end
+  end
+  return list
+end
+
+-- SIGKILLs the processes serving the current connections: their peers see
+-- the TCP connection end without a TLS close_notify
+function TlsServer:kill_children()
+  local list = self:children()
+  for _, pid in ipairs(list) do os.execute("kill -KILL " .. pid .. " 2>/dev/null") end
+  for _, pid in ipairs(list) do
+    poll_until(2, function() return not proc_alive(pid) end)
+  end
+  return #list
+end
+
+-- The processes serving connections get SIGKILL (on SIGTERM a socat child
+-- may wait in SSL_shutdown for its peer's close_notify), the listener SIGTERM
+-- (SIGKILL if it is still there after 2 s).  Idempotent.  Removes the log
+-- and script files.
+function TlsServer:stop()
+  if self.stopped then return end
+  self.stopped = true
+  running[self.pid] = nil
+  local kids = descendants(self.pid)
+  for _, pid in ipairs(kids) do os.execute("kill -KILL " .. pid .. " 2>/dev/null") end
+  os.execute("kill -TERM " .. self.pid .. " 2>/dev/null")
+  if not poll_until(2, function() return not proc_alive(self.pid) end) then
+    os.execute("kill -KILL " .. self.pid .. " 2>/dev/null")
+    poll_until(1, function() return not proc_alive(self.pid) end)
+  end
+  for _, pid in ipairs(kids) do poll_until(1, function() return not proc_alive(pid) end) end
+  for _, f in ipairs(self.files) do os.remove(f) end
+end
+
+-- a port nobody listens on now (LuaSocket binds one and lets it go)
+local function free_port()
+  local socket = require "socket"
+  local s = assert(socket.bind("127.0.0.1", 0))
+  local _, port = s:getsockname()
+  s:close()
+  return tonumber(port)
+end
+
+-- Starts a TLS server (socat, one process per connection) on 127.0.0.1 and
+-- waits (at most 5 s) until it listens.  opts:
+--   cert, key     its certificate (chain) and key files (required)
+--   client_ca     require a client certificate signed by this CA file
+--   mode          "echo" (default: every byte is sent back) or "script":
+--                 opts.script, a shell script whose stdout is sent to the
+--                 client (stdin is what the client sends); when it exits the
+--                 server closes the connection (close_notify, then FIN)
+--   min_version, max_version   "TLS1.2" / "TLS1.3"
+--   ciphers       the server's OpenSSL cipher list (TLS 1.2)
+-- The server object has host, port, pid, accepted(), handshakes(),
+-- protocols(), log(), children(), kill_children() and stop().  It counts
+-- every accepted connection, so a reused pooled connection shows as none.
+function helpers.start_tls_server(opts)
+  assert(type(opts) == "table" and opts.cert and opts.key, "start_tls_server: cert and key")
+  local mode = opts.mode or "echo"
+  local srv = setmetatable({ mode = mode, host = "127.0.0.1", files = {} }, TlsServer)
+  local target
+  if mode == "echo" then
+    target = "PIPE"
+  elseif mode == "script" then
+    assert(type(opts.script) == "string", "start_tls_server: script expected")
+    local path = os.tmpname()
+    local f = assert(io.open(path, "wb"))
+    f:write("#!/bin/sh\n", opts.script, "\n")
+    f:close()
+    os.execute("chmod +x " .. shell_quote(path))
+    srv.files[#srv.files + 1] = path
+    target = "EXEC:" .. path
+  else
+    error("start_tls_server: unknown mode " .. tostring(mode), 2)
+  end
+  for _, v in ipairs({ opts.cert, opts.key, opts.client_ca or "", target:sub(6) }) do
+    assert(not v:find("[,:!\"'%s]"), "start_tls_server: a path socat cannot take: " .. v)
+  end
+  local function listen_address(port)
+    local o = { "OPENSSL-LISTEN:" .. port, "bind=127.0.0.1", "reuseaddr", "fork",
+                "backlog=1024", "nodelay", "cert=" .. opts.cert, "key=" .. opts.key }
+    if opts.client_ca then
+      o[#o + 1] = "verify=1"
+      o[#o + 1] = "cafile=" .. opts.client_ca
+    else
+      o[#o + 1] = "verify=0"
+    end
+    if opts.min_version then o[#o + 1] = "min-version=" .. opts.min_version end
+    if opts.max_version then o[#o + 1] = "max-version=" .. opts.max_version end
+    if opts.ciphers then o[#o + 1] = "cipher=" .. opts.ciphers end
+    return table.concat(o, ",")
+  end
+  srv.logfile = os.tmpname()
+  srv.files[#srv.files + 1] = srv.logfile
+  for _ = 1, 5 do     -- another process may take the free port first
+    local port = free_port()
+    local cmd = string.format(
+      "env -u LD_PRELOAD socat -d -d %s %s </dev/null >/dev/null 2>%s & echo $!",
+      shell_quote(listen_address(port)), shell_quote(target), shell_quote(srv.logfile))
+    local p = assert(io.popen(cmd, "r"))
+    local pid = tonumber(p:read("*l") or "")
+    p:close()
+    if not pid then error("start_tls_server: could not start " .. cmd, 2) end
+    local state = poll_until(5, function()
+      if read_file(srv.logfile):find("listening on") then return "up" end
+      if not proc_alive(pid) then return "dead" end
+    end)
+    if state == "up" then
+      srv.pid, srv.port = pid, port
+      running[pid] = srv
+      return srv
+    end
+    local log = read_file(srv.logfile)
+    if proc_alive(pid) then os.execute("kill -KILL " .. pid .. " 2>/dev/null") end
+    if not log:find("Address already in use") then
+      for _, f in ipairs(srv.files) do os.remove(f) end
+      error("start_tls_server: socat did not start: " .. log, 2)
+    end
+  end
+  for _, f in ipairs(srv.files) do os.remove(f) end
+  error("start_tls_server: no free port after 5 tries", 2)
+end
+
 return helpers

@@ -49,35 +49,47 @@ function ngx.get_phase()
   return "timer"
 end
 
--- ngx.say / ngx.print: strings, numbers, booleans, nil and array tables
-local function flatten(out, v, top)
+-- ngx.say / ngx.print: strings, numbers, booleans, nil, ngx.null and array
+-- tables, with ngx_lua's argument errors
+local function flatten(out, v, name, i, nested)
   local t = type(v)
   if t == "string" or t == "number" then
     out[#out + 1] = tostring(v)
   elseif t == "table" then
-    for i = 1, #v do flatten(out, v[i], false) end
-  elseif top and (t == "nil" or t == "boolean") then
-    out[#out + 1] = tostring(v)
+    for k = 1, #v do flatten(out, v[k], name, i, true) end
   elseif v == ngx.null then
     out[#out + 1] = "null"
+  elseif not nested and (t == "nil" or t == "boolean") then
+    out[#out + 1] = tostring(v)
+  elseif nested then
+    error(("bad argument #%d to '%s' (bad data type %s found)"):format(i, name, t), 4)
   else
-    error("bad argument to 'say' (string, number, boolean, nil, ngx.null, "
-          .. "or array table expected, got " .. t .. ")", 3)
+    error(("bad argument #%d to '%s' (string, number, boolean, nil, ngx.null, "
+           .. "or array table expected, but got %s)"):format(i, name, t), 4)
   end
 end
 
-local function echo(newline, ...)
+local function echo(name, newline, ...)
   local out = {}
   for i = 1, select("#", ...) do
-    flatten(out, (select(i, ...)), true)
+    flatten(out, (select(i, ...)), name, i, false)
   end
   if newline then out[#out + 1] = "\n" end
   io_stdout:write(concat(out))
   return 1
 end
 
-function ngx.say(...) return echo(true, ...) end
-function ngx.print(...) return echo(false, ...) end
+-- the name an argument error shows: how the caller called it ('?' when
+-- called by pcall, say), as luaL_argerror does for ngx_lua's C functions
+local getinfo = debug.getinfo
+
+function ngx.say(...)
+  return echo(getinfo(1, "n").name or "?", true, ...)
+end
+
+function ngx.print(...)
+  return echo(getinfo(1, "n").name or "?", false, ...)
+end
 function ngx.flush() io_stdout:flush(); return 1 end
 
 function ngx.log(level, ...)
@@ -126,18 +138,16 @@ end
 
 function semaphore.post(self, n)
   local sem = sema_of(self)
-  n = n == nil and 1 or tonumber(n)
-  if not n or n < 1 then error("positive number required", 2) end
+  n = n and tonumber(n) or 1 -- lua-resty-core's: "x" and false post 1
+  if n < 1 then error("positive number required", 2) end
   return sem:post(n)
 end
 
 function semaphore.wait(self, seconds)
   local sem = sema_of(self)
-  if type(seconds) ~= "number" then
-    seconds = seconds + 0 -- ngx: an arithmetic error for nil
-  end
-  if seconds < 0 then error("no negative number", 2) end
-  return sem:wait(seconds)
+  local ms = tonumber(seconds) * 1000 -- nil: the arithmetic error, as ngx
+  if ms < 0 then error("no negative number", 2) end
+  return sem:wait(ms / 1000)
 end
 
 function semaphore.count(self)
@@ -149,5 +159,9 @@ package.preload["ngx.semaphore"] = function() return semaphore end
 if rawget(_G, "ngx") == nil then
   rawset(_G, "ngx", ngx)
 end
+
+-- ngx_lua's coroutine API: waits inside coroutines suspend the light thread
+-- (and, on PUC 5.1, pcall/xpcall that let them) (DECISIONS.md 2, 8)
+cs.coroutine.install()
 
 return ngx

@@ -1,0 +1,11 @@
+--! luajit-only: PUC 5.1 names a tail-called function in argument errors, LuaJIT does not
+-- argument errors of methods reached through a tail call (SPEC 0.3)
+local sock = ngx.socket.tcp()
+out(pcall(function() return sock:connect(nil, 80) end))
+out(pcall(function() return sock:receive("x") end))
+out(pcall(function() return sock:send(print) end))
+out(pcall(function() return sock:receiveany(0) end))
+out(pcall(function() return sock:receiveuntil("a", 5) end))
+out(pcall(function() return ngx.thread.spawn(print) end))
+out(pcall(function() return ngx.sleep("x") end))
+out(pcall(function() return ngx.timer.at(0, print) end))

@@ -1,0 +1,11 @@
+-- close while another thread waits on the socket is refused (SPEC 7.1, 9.1)
+local sock = scripted({ "p", 3000 }, "c")
+local t = ngx.thread.spawn(function()
+  out("reader", sock:receive())
+end)
+out(sock:close())
+out(sock:close())
+out(ngx.thread.kill(t))
+-- killing the reader closed the socket entirely
+out(sock:close())
+out(sock:send("x"))

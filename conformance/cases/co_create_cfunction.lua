@@ -1,0 +1,5 @@
+-- coroutine.create wants a Lua function inside a handler (SPEC 11.2)
+out(pcall(function() return (coroutine.create(print)) end))
+out(pcall(function() return (coroutine.create()) end))
+out(pcall(function() return (coroutine.create("x")) end))
+out(type(coroutine.create(function() end)))

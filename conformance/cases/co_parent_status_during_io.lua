@@ -1,0 +1,10 @@
+-- while a child coroutine waits on I/O its parent is "normal" (SPEC 11.2)
+local main = coroutine.running()
+local co = coroutine.create(function()
+  ngx.thread.spawn(function()
+    out("thread sees", coroutine.status(main))
+  end)
+  ngx.sleep(0.02)
+  return "slept"
+end)
+out(coroutine.resume(co))

@@ -1,0 +1,8 @@
+-- coroutine.running in a handler and in light threads (SPEC 11.2)
+local main = coroutine.running()
+out(type(main))
+local t = ngx.thread.spawn(function()
+  return coroutine.running()
+end)
+local ok, co = ngx.thread.wait(t)
+out(ok, co == t, co == main)

@@ -1,0 +1,6 @@
+-- connect's argument count (SPEC 2.1 step 1)
+local sock = ngx.socket.tcp()
+out(pcall(function() return (sock:connect()) end))
+out(pcall(function() return (sock:connect("127.0.0.1", 1, {}, 4)) end))
+out(pcall(function() return (sock.connect()) end))
+out(pcall(sock.connect, sock))

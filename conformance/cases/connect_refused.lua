@@ -1,0 +1,13 @@
+-- a refused connect leaves the object closed (SPEC 2.5)
+local sock = ngx.socket.tcp()
+out(sock:connect(fx.host, fx.refused))
+out(sock:send("x"))
+out(sock:receive())
+out(sock:receiveany(1))
+out(sock:close())
+out(sock:getreusedtimes())
+-- and it can connect again
+out(sock:connect(fx.host, fx.echo))
+out(sock:send("y"))
+out(sock:receive(1))
+out(sock:close())

@@ -1,0 +1,10 @@
+-- a listener whose accept queue is full: the connect times out (SPEC 2.5)
+local sock = ngx.socket.tcp()
+sock:settimeout(150)
+out(sock:connect(fx.host, fx.full))
+out(sock:send("x"))
+out(sock:receive())
+out(sock:close())
+-- settimeouts: the connect timeout is the first one
+sock:settimeouts(100, 5000, 5000)
+out(sock:connect(fx.host, fx.full))

@@ -1,0 +1,6 @@
+-- a unix path nobody listens on (SPEC 2.5)
+local sock = ngx.socket.tcp()
+out(sock:connect("unix:" .. fx.missing_unix))
+out(sock:send("x"))
+out(sock:close())
+out(sock:connect("unix:"))

@@ -1,0 +1,6 @@
+-- ngx.config (SPEC P2.2; DECISIONS 8)
+out(ngx.config.subsystem)
+out(ngx.config.ngx_lua_version)
+out(ngx.config.nginx_version)
+out(type(ngx.config.debug))
+out(type(ngx.config.prefix))

@@ -1,0 +1,5 @@
+-- ngx.log's level constants (SPEC P2.2)
+out(ngx.STDERR, ngx.EMERG, ngx.ALERT, ngx.CRIT, ngx.ERR)
+out(ngx.WARN, ngx.NOTICE, ngx.INFO, ngx.DEBUG)
+out(ngx.OK, ngx.ERROR, ngx.AGAIN, ngx.DONE, ngx.DECLINED)
+out(pcall(ngx.log, ngx.DEBUG, "not shown"))

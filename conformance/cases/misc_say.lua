@@ -1,0 +1,8 @@
+-- ngx.say and ngx.print of a case stay apart from out() (the runner's own check)
+out(ngx.say("hello ", 1, " ", 2.5, " ", true, " ", nil, " ", { "a", { "b" } }))
+out(ngx.say(ngx.null))
+out(ngx.print("no newline"))
+out(ngx.say())
+out(pcall(ngx.say, print))
+out(pcall(function() return (ngx.say(print)) end))
+out(pcall(function() return (ngx.print({ "a", print })) end))

@@ -1,0 +1,7 @@
+-- after a send timeout the read half still works (SPEC 4, 7.4)
+local sock = scripted({ "w", "early\n" }, "n")
+sock:settimeouts(2000, 100, 2000)
+out(sock:send(string.rep("s", 4 * 1024 * 1024)))
+out(sock:receive())
+out(sock:send("x"))
+out(sock:close())

@@ -1,0 +1,8 @@
+-- after the read half failed with "closed", sends still work (SPEC 5.1, 7.4)
+local sock = scripted({ "w", "x" }, "h")
+out(sock:receive(2))
+out(sock:receive(2))
+out(sock:send("abc"))
+out(sock:getreusedtimes())
+out(sock:close())
+out(sock:close())

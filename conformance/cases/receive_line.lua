@@ -1,0 +1,8 @@
+-- receive("*l") and the default: the LF is dropped, so is every CR (SPEC 5.1)
+local sock = scripted({ "w", "li\r\rne\r\n\r\nplain\n\n" }, { "w", "last-no-newline" }, "c")
+out(sock:receive("*l"))
+out(sock:receive())
+out(sock:receive())
+out(sock:receive("*l"))
+out(sock:receive())
+out(sock:receive())

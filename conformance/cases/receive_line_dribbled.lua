@@ -1,0 +1,7 @@
+-- lines arriving a byte at a time (SPEC 5.1)
+local sock = scripted({ "d", "ab\r\ncd\n\nef" }, "c")
+out(sock:receive())
+out(sock:receive())
+out(sock:receive())
+out(sock:receive())
+out(sock:receive())

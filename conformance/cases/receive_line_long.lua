@@ -1,0 +1,7 @@
+-- a line much longer than one buffer (SPEC 5)
+local long = string.rep("0123456789abcdef", 8192)
+local sock = scripted({ "w", long .. "\r\nnext\n" }, "c")
+local line = sock:receive()
+out(#line, line == long)
+out(sock:receive())
+out(sock:receive())

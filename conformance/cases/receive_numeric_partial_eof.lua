@@ -1,0 +1,5 @@
+-- size mode: EOF before enough bytes gives the partial (SPEC 5.1)
+local sock = scripted({ "d", "f" }, "c")
+out(sock:receive(5))
+out(sock:receive(5))
+out(sock:send("x"))

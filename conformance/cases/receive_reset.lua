@@ -1,0 +1,5 @@
+-- a reset by the peer (SPEC 5.1)
+local sock = scripted({ "p", 100 }, "r")
+out(sock:receive())
+out(sock:receive())
+out(sock:close())

@@ -1,0 +1,8 @@
+-- size mode (SPEC 5.1)
+local sock = scripted({ "w", "abcdefgh" }, { "p", 50 }, { "w", "ij" }, { "w", "f" }, "c")
+out(sock:receive(3))
+out(sock:receive(1))
+out(sock:receive(6))
+out(sock:receive(5))
+out(sock:receive(1))
+out(sock:receive(1))

@@ -1,0 +1,6 @@
+-- "*a" timing out returns the data so far (SPEC 5.1)
+local sock = scripted({ "w", "part" }, { "p", 500 }, { "w", "rest" }, "c")
+sock:settimeout(150)
+out(sock:receive("*a"))
+sock:settimeout(3000)
+out(sock:receive("*a"))

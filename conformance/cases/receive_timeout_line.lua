@@ -1,0 +1,7 @@
+-- a line-mode timeout: partial line returned (CRs dropped), then the rest (SPEC 5.1)
+local sock = scripted({ "w", "ab\rc" }, { "p", 500 }, { "w", "def\nghi" }, "c")
+sock:settimeout(150)
+out(sock:receive())
+sock:settimeout(3000)
+out(sock:receive())
+out(sock:receive())

@@ -1,0 +1,6 @@
+-- receive(0) on a socket that is not connected (SPEC 5.1 pre-checks first)
+local sock = ngx.socket.tcp()
+out(sock:receive(0))
+out(sock:receive())
+out(sock:receive("*a"))
+out(sock:receiveany(1))

@@ -1,0 +1,16 @@
+-- receiveany's argument (SPEC 5.2)
+local sock = scripted({ "w", "abc" }, "c")
+local function try(...)
+  local args = { n = select("#", ...), ... }
+  out(pcall(function() return (sock:receiveany(unpack(args, 1, args.n))) end))
+end
+try()
+try(1, 2)
+try(0)
+try(-1)
+try(0.5)
+try("x")
+try(nil)
+try({})
+try("2")
+out(sock:receiveany(10))

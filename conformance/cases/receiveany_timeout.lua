@@ -1,0 +1,8 @@
+-- receiveany timing out is not fatal (SPEC 5.2)
+local sock = scripted({ "p", 400 }, { "w", "late" }, "c")
+sock:settimeout(100)
+out(sock:receiveany(10))
+sock:settimeout(3000)
+out(sock:receiveany(10))
+out(sock:receiveany(10))
+out(sock:receiveany(10))

@@ -1,0 +1,11 @@
+-- killing a waiting thread removes it from the queue (SPEC 10.4)
+local semaphore = require "ngx.semaphore"
+local s = semaphore.new()
+local t = ngx.thread.spawn(function()
+  out("never", s:wait(1))
+end)
+out(s:count())
+out(ngx.thread.kill(t))
+out(s:count())
+out(s:post(1))
+out(s:wait(0))

@@ -1,0 +1,12 @@
+-- semaphore.new (SPEC 10.8)
+local semaphore = require "ngx.semaphore"
+out(type(semaphore.new))
+local s = semaphore.new()
+out(type(s), s:count())
+out(semaphore.new(3):count())
+out(semaphore.new("2"):count())
+out(semaphore.new("x"):count())
+out(semaphore.new(2.7):count())
+out(semaphore.new(0):count())
+out(pcall(function() return (semaphore.new(-1)) end))
+out(pcall(function() return (semaphore.new("-2")) end))

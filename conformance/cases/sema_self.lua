@@ -1,0 +1,10 @@
+-- methods called on something that is not a semaphore (SPEC 10.8)
+local semaphore = require "ngx.semaphore"
+local s = semaphore.new(1)
+out(pcall(function() return (s.wait({}, 1)) end))
+out(pcall(function() return (s.post({}, 1)) end))
+out(pcall(function() return (s.count({})) end))
+out(pcall(function() return (s.wait(nil, 1)) end))
+out(pcall(function() return (s.post("x")) end))
+out(pcall(function() return (s.count({ sem = 1 })) end))
+out(pcall(function() return (s.count()) end))

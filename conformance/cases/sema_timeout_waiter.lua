@@ -1,0 +1,12 @@
+-- a waiter that times out leaves the queue (SPEC 10.8)
+local semaphore = require "ngx.semaphore"
+local s = semaphore.new()
+local t = ngx.thread.spawn(function()
+  return s:wait(0.05)
+end)
+out(s:count())
+out(ngx.thread.wait(t))
+out(s:count())
+out(s:post(1))
+out(s:count())
+out(s:wait(0))

@@ -1,0 +1,12 @@
+-- a semaphore shared between a handler and a timer (SPEC 10.8)
+local semaphore = require "ngx.semaphore"
+local s = semaphore.new()
+local back = semaphore.new()
+ngx.timer.at(0, function()
+  out("timer waits", s:wait(2))
+  back:post(1)
+end)
+ngx.sleep(0.02)
+out(s:count())
+out(s:post(1))
+out(back:wait(2))

@@ -1,0 +1,13 @@
+-- sema:wait: at once, timeout without waiting, timeout after waiting (SPEC 10.8)
+local semaphore = require "ngx.semaphore"
+local s = semaphore.new(1)
+out(s:wait(0))
+out(s:wait(0))
+out(s:wait(0.05))
+out(s:count())
+s:post(1)
+out(s:wait(1))
+out(s:wait("0.02"))
+out(pcall(function() return (s:wait(-1)) end))
+out(pcall(function() return (s:wait(-0.001)) end))
+out(s:count())

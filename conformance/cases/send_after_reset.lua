@@ -1,0 +1,7 @@
+-- sends after the peer reset the connection (SPEC 4)
+local sock = scripted("r")
+ngx.sleep(0.1)
+out(sock:send("x"))
+out(sock:send("y"))
+out(sock:receive())
+out(sock:close())

@@ -1,0 +1,5 @@
+-- send takes exactly one argument (SPEC 4)
+local sock = ngx.socket.tcp()
+out(pcall(function() return (sock:send()) end))
+out(pcall(function() return (sock:send("a", "b")) end))
+out(pcall(function() return (sock.send()) end))

@@ -1,0 +1,16 @@
+-- arrays of fragments, nested, with numbers (SPEC 4)
+local sock = ngx.socket.tcp()
+sock:settimeout(2000)
+out(sock:connect(fx.host, fx.echo))
+local n = sock:send({ "a", { "b", { 3, "c" } }, 4.5, { }, "" })
+out(n)
+out(sock:receive(n))
+out(sock:send({ [1] = "x", [2] = "y" }))
+out(sock:receive(2))
+local t = {}
+for i = 1, 1000 do t[i] = tostring(i % 10) end
+out(sock:send(t))
+out(#(sock:receive(1000)))
+out(sock:send({ "one", "" }))
+out(sock:receive(3))
+out(sock:close())

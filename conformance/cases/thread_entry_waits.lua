@@ -1,0 +1,6 @@
+-- the handler waits for its light threads after the entry function returns (SPEC 10.2)
+ngx.thread.spawn(function()
+  ngx.sleep(0.05)
+  out("thread after entry returned")
+end)
+out("entry returns")

@@ -1,0 +1,7 @@
+-- an error in one light thread does not stop the others (SPEC 10.2)
+local a = ngx.thread.spawn(function() ngx.sleep(0.01) error("a fails", 0) end)
+local b = ngx.thread.spawn(function() ngx.sleep(0.03) return "b ok" end)
+ngx.sleep(0.05)
+out(coroutine.status(a), coroutine.status(b))
+out(ngx.thread.wait(b))
+out((ngx.thread.wait(a)))

@@ -1,0 +1,7 @@
+-- spawn needs a Lua function (SPEC 10.2)
+out(pcall(function() return (ngx.thread.spawn()) end))
+out(pcall(function() return (ngx.thread.spawn(print)) end))
+out(pcall(function() return (ngx.thread.spawn("f")) end))
+out(pcall(function() return (ngx.thread.spawn({})) end))
+local t = ngx.thread.spawn(function(...) return select("#", ...), ... end, 1, nil, "3", nil)
+out(ngx.thread.wait(t))

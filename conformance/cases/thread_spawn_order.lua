@@ -1,0 +1,12 @@
+-- the child runs at once, until it waits; then the parent (SPEC 10.2)
+out("main 1")
+local t = ngx.thread.spawn(function(a, b)
+  out("child 1", a, b)
+  ngx.sleep(0.01)
+  out("child 2")
+  return "done"
+end, "x", nil)
+out("main 2", type(t))
+ngx.sleep(0.05)
+out("main 3")
+out(ngx.thread.wait(t))

@@ -1,0 +1,10 @@
+-- wait on several: the first to end; the others can be waited for later (SPEC 10.3)
+local slow = ngx.thread.spawn(function() ngx.sleep(0.2); return "slow" end)
+local fast = ngx.thread.spawn(function() ngx.sleep(0.05); return "fast" end)
+out(ngx.thread.wait(slow, fast))
+out(ngx.thread.wait(slow, fast))
+-- fast is done and waited: skipped when it is not the last argument
+local last = ngx.thread.spawn(function() ngx.sleep(0.01); return "last" end)
+out(ngx.thread.wait(fast, last))
+out(ngx.thread.wait(last))
+out(ngx.thread.wait(slow, last))

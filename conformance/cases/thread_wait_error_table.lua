@@ -1,0 +1,6 @@
+-- wait on a thread that raised a table (SPEC 10.3)
+local t = ngx.thread.spawn(function()
+  error({ code = 1 })
+end)
+local ok, err = ngx.thread.wait(t)
+out(ok, type(err), type(err) == "table" and err.code)

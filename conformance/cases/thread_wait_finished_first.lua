@@ -1,0 +1,7 @@
+-- wait picks an already finished thread first, in argument order (SPEC 10.3)
+local a = ngx.thread.spawn(function() ngx.sleep(0.02); return "a" end)
+local b = ngx.thread.spawn(function() return "b" end)
+local c = ngx.thread.spawn(function() return "c" end)
+out(ngx.thread.wait(a, c, b))
+out(ngx.thread.wait(a, b))
+out(ngx.thread.wait(a))

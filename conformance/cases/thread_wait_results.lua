@@ -1,0 +1,11 @@
+-- wait returns like coroutine.resume; a second wait is refused (SPEC 10.3)
+local t = ngx.thread.spawn(function()
+  ngx.sleep(0.01)
+  return "r1", "r2", nil
+end)
+out(ngx.thread.wait(t))
+out(ngx.thread.wait(t))
+local z = ngx.thread.spawn(function() return 1 end)
+out(ngx.thread.wait(z))
+local e = ngx.thread.spawn(function() end)
+out(ngx.thread.wait(e))

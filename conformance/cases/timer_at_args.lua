@@ -1,0 +1,11 @@
+-- ngx.timer.at's arguments (SPEC 10.7)
+local f = function() end
+out(pcall(function() return (ngx.timer.at()) end))
+out(pcall(function() return (ngx.timer.at(0)) end))
+out(pcall(function() return (ngx.timer.at("x", f)) end))
+out(pcall(function() return (ngx.timer.at(nil, f)) end))
+out(pcall(function() return (ngx.timer.at(0, "f")) end))
+out(pcall(function() return (ngx.timer.at(0, print)) end))
+out(pcall(function() return (ngx.timer.at(0, nil)) end))
+out(pcall(function() return (ngx.timer.at(0, {})) end))
+out(pcall(function() return (ngx.timer.at("0.001", f)) end))

@@ -1,0 +1,10 @@
+-- an error in a timer callback is logged only (SPEC 10.7)
+local semaphore = require "ngx.semaphore"
+local sema = semaphore.new()
+ngx.timer.at(0, function()
+  sema:post(1)
+  error("timer fails")
+end)
+out(sema:wait(2))
+ngx.sleep(0.01)
+out("handler goes on")

@@ -1,0 +1,13 @@
+-- a socket of one handler used in a timer (SPEC 9.2; DECISIONS 2: allowed here)
+local semaphore = require "ngx.semaphore"
+local sema = semaphore.new()
+local sock = ngx.socket.tcp()
+sock:settimeout(2000)
+out(sock:connect(fx.host, fx.echo))
+ngx.timer.at(0, function()
+  out("send", pcall(function() return sock:send("hi") end))
+  out("receive", pcall(function() return sock:receive(2) end))
+  sema:post(1)
+end)
+sema:wait(2)
+out(sock:close())

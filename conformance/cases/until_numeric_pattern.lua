@@ -1,0 +1,7 @@
+-- a number as the pattern is its string form (SPEC 6.1)
+local sock = scripted({ "w", "abc12def1.5ghi" }, "c")
+local it = sock:receiveuntil(12)
+out(it())
+it = sock:receiveuntil(1.5)
+out(it())
+out(sock:receive("*a"))

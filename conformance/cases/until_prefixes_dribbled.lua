@@ -1,0 +1,11 @@
+-- the same prefixes split across reads (SPEC 6.5)
+local function first(data, pattern)
+  local sock = scripted({ "d", data }, "c")
+  local it = sock:receiveuntil(pattern)
+  out(pattern, it())
+  out(sock:receive("*a"))
+end
+first("x---abcy", "--abc")
+first("aaab", "aab")
+first("abababc", "ababc")
+first("ab1ab1ab2z", "ab1ab2")

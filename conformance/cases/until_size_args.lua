@@ -1,0 +1,12 @@
+-- the iterator's size argument: 0 and negative mean no size (SPEC 6.2)
+local sock = scripted({ "w", "abcdef|ghijkl|mnop|qr" }, "c")
+local it = sock:receiveuntil("|")
+out(it(0))
+out(it(-3))
+out(it(2.9))
+out(it(2))
+out(it(2))
+-- an explicit nil is not an integer
+out(pcall(function() return (it(nil)) end))
+out(it())
+out(it())

@@ -1,0 +1,8 @@
+-- a timeout while the pattern is partly matched, then the same iterator (SPEC 6.6)
+local sock = scripted({ "w", "abc--" }, { "p", 500 }, { "w", "xdef--y" }, "c")
+sock:settimeout(150)
+local it = sock:receiveuntil("--x")
+out(it())
+sock:settimeout(3000)
+out(it())
+out(sock:receive("*a"))

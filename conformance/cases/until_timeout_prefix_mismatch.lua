@@ -1,0 +1,8 @@
+-- a timeout while the pattern is partly matched, and the match then fails (SPEC 6.6)
+local sock = scripted({ "w", "abc--" }, { "p", 500 }, { "w", "-def--x!" }, "c")
+sock:settimeout(150)
+local it = sock:receiveuntil("--x")
+out(it())
+sock:settimeout(3000)
+out(it())
+out(sock:receive("*a"))
