@@ -39,7 +39,10 @@ DEP_LIBDIRS = $(sort $(LIBEV_LIBDIR) $(LIBTLS_LIBDIR) $(CARES_LIBDIR) $(PCRE2_LI
 CS_CFLAGS = $(CFLAGS) -fPIC -fvisibility=hidden $(WARN) \
             $(addprefix -I,$(LUA_INCDIR) $(DEP_INCDIRS))
 # never link liblua: the interpreter (lua5.1 or luajit) provides the symbols
-CS_LIBS = $(addprefix -L,$(DEP_LIBDIRS)) -lev -ltls -lcrypto -lcares -lpcre2-8 -ldl
+# -z nodelete: lua_close dlcloses the module; libtls and libcrypto keep
+# process-wide state (their one-time init), which must outlive a Lua state
+CS_LIBS = $(addprefix -L,$(DEP_LIBDIRS)) -lev -ltls -lcrypto -lcares -lpcre2-8 -ldl \
+          -Wl,-z,nodelete
 
 # `make install` by hand; luarocks passes its own INST_* directories
 LUA_VERSION ?= $(shell pkg-config --variable=major_version $(LUA_PC))

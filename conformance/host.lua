@@ -20,6 +20,11 @@ if fx.dns then
   -- the same DNS server as nginx's `resolver` line
   cs.configure { resolver = fx.host .. ":" .. fx.dns, resolver_timeout = 2000 }
 end
+if fx.tls and fx.tls.ca then
+  -- the test CA, as nginx's lua_ssl_trusted_certificate (its verify depth, 9,
+  -- is cosocket's default)
+  cs.configure { ssl_trusted_certificate = fx.tls.ca }
+end
 
 local stdout, stderr = io.stdout, io.stderr
 local is_jit = rawget(_G, "jit") ~= nil

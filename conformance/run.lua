@@ -281,6 +281,84 @@ local function indent(lines, prefix)
   return table.concat(t, "\n")
 end
 
+-- TLS material --------------------------------------------------------------------
+-- With the openssl CLI, into dir (EC P-256 keys: fast): a CA; server (CN and
+-- SAN localhost, SAN IP 127.0.0.1), wrong (SAN other.test only) and expired
+-- (as server, valid in January 2020 only), all by the CA; self (localhost,
+-- signed by its own key).  Returns { ca = path, NAME = { cert =, key = } }.
+local cert_script = [=[
+set -e
+cd "$1"
+cat > openssl.cnf <<'END'
+[ req ]
+distinguished_name = dn
+prompt = no
+[ dn ]
+CN = unused
+[ ca_ext ]
+basicConstraints = critical, CA:TRUE
+keyUsage = critical, keyCertSign, cRLSign
+subjectKeyIdentifier = hash
+[ localhost ]
+basicConstraints = CA:FALSE
+subjectAltName = DNS:localhost, IP:127.0.0.1
+extendedKeyUsage = serverAuth
+[ other ]
+basicConstraints = CA:FALSE
+subjectAltName = DNS:other.test
+extendedKeyUsage = serverAuth
+[ ca ]
+default_ca = test_ca
+[ test_ca ]
+database = index.txt
+new_certs_dir = .
+serial = serial.txt
+default_md = sha256
+policy = any
+unique_subject = no
+[ any ]
+commonName = supplied
+END
+export OPENSSL_CONF="$PWD/openssl.cnf"
+key() { openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out "$1.key"; }
+csr() { key "$1"; openssl req -new -key "$1.key" -subj "$2" -out "$1.csr"; }
+sign() {
+  openssl x509 -req -in "$1.csr" -CA ca.pem -CAkey ca.key -set_serial "$3" \
+    -days 3650 -extfile openssl.cnf -extensions "$2" -out "$1.pem"
+}
+key ca
+openssl req -x509 -new -key ca.key -subj "/CN=cosocket conformance CA" -days 3650 \
+  -extensions ca_ext -out ca.pem
+csr server /CN=localhost;  sign server localhost 1001
+csr wrong /CN=other.test;  sign wrong other 1002
+key self
+openssl req -x509 -new -key self.key -subj /CN=localhost -days 3650 \
+  -extensions localhost -out self.pem
+: > index.txt; echo 2001 > serial.txt
+csr expired /CN=localhost
+openssl ca -batch -notext -cert ca.pem -keyfile ca.key -in expired.csr -out expired.pem \
+  -extensions localhost -extfile openssl.cnf \
+  -startdate 20200101000000Z -enddate 20200201000000Z
+echo made
+]=]
+
+local function make_certs(dir)
+  assert(dir:sub(1, 1) == "/", "make_certs: absolute directory expected")
+  os.execute("mkdir -p " .. sh_quote(dir))
+  write_file(dir .. "/make.sh", cert_script)
+  local log = dir .. "/make.log"
+  os.execute("env -u LD_PRELOAD sh " .. sh_quote(dir .. "/make.sh") .. " " .. sh_quote(dir) ..
+             " >" .. sh_quote(log) .. " 2>&1 </dev/null")
+  if not (read_file(log) or ""):match("made\n$") then
+    error("openssl failed to make the TLS certificates:\n" .. tail(read_file(log), 20))
+  end
+  local certs = { ca = dir .. "/ca.pem" }
+  for _, name in ipairs({ "server", "wrong", "expired", "self" }) do
+    certs[name] = { cert = dir .. "/" .. name .. ".pem", key = dir .. "/" .. name .. ".key" }
+  end
+  return certs
+end
+
 -- main ------------------------------------------------------------------------------
 local servers, nginx_pid = {}, nil
 local host_pids = {}
@@ -329,17 +407,55 @@ local function main()
   fx.udpecho = fixture("udpecho").port   -- for UDP cases (--! needs: udp)
   fx.refused = free_port()
   fx.missing_unix = tmp .. "/no-such.sock"
-  local fxs = { "return {" }
-  local keys = {}
-  for k in pairs(fx) do keys[#keys + 1] = k end
-  table.sort(keys)
-  for _, k in ipairs(keys) do
-    local v = fx[k]
-    fxs[#fxs + 1] = string.format("  %s = %s,", k,
-                                  type(v) == "string" and string.format("%q", v) or v)
+
+  -- TLS: a CA and certificates made once per run, socat TLS echo servers
+  local certs = make_certs(tmp .. "/tls")
+  fx.tls = { ca = certs.ca }
+  local function tls_server(name, pair, opts)
+    local o = { cert = pair.cert, key = pair.key }
+    for k, v in pairs(opts or {}) do o[k] = v end
+    local srv = helpers.start_tls_server(o)
+    servers[#servers + 1] = srv
+    fx.tls[name] = srv.port
   end
-  fxs[#fxs + 1] = "}\n"
-  write_file(tmp .. "/fx.lua", table.concat(fxs, "\n"))
+  tls_server("good", certs.server)
+  tls_server("wronghost", certs.wrong)
+  tls_server("expired", certs.expired)
+  tls_server("selfsigned", certs.self)
+  tls_server("tls13", certs.server, { min_version = "TLS1.3" })
+
+  -- fx files: one per side (nginx, each interpreter); they differ only in
+  -- fx.counted, a script fixture of that side's own, so that a case can
+  -- count the connections it made there (the `a` token) while the other
+  -- sides run their cases at the same time
+  local function fx_text(side_fx)
+    local function ser(t, ind)
+      local keys, lines = {}, { "{" }
+      for k in pairs(t) do keys[#keys + 1] = k end
+      table.sort(keys)
+      for _, k in ipairs(keys) do
+        local v = t[k]
+        local sv
+        if type(v) == "table" then sv = ser(v, ind .. "  ")
+        elseif type(v) == "string" then sv = string.format("%q", v)
+        else sv = tostring(v) end
+        lines[#lines + 1] = string.format("%s  %s = %s,", ind, k, sv)
+      end
+      lines[#lines + 1] = ind .. "}"
+      return table.concat(lines, "\n")
+    end
+    return "return " .. ser(side_fx, "") .. "\n"
+  end
+  local fx_files = {}
+  for _, side in ipairs({ "nginx", "luajit", "lua51" }) do
+    local side_fx = {}
+    for k, v in pairs(fx) do side_fx[k] = v end
+    local wanted = side == "nginx"
+    for _, r in ipairs(runs) do if r == side then wanted = true end end
+    if wanted then side_fx.counted = fixture("script").port end
+    fx_files[side] = tmp .. (side == "nginx" and "/fx.lua" or "/fx-" .. side .. ".lua")
+    write_file(fx_files[side], fx_text(side_fx))
+  end
 
   -- the cosocket hosts, in the background while nginx runs the cases
   local host_env = "env -u LD_PRELOAD LUA_PATH=" ..
@@ -354,7 +470,7 @@ local function main()
       "( cd %s && %s timeout -k 5 %d %s %s %s %s >%s 2>%s </dev/null; echo $? >%s ) " ..
       ">/dev/null 2>&1 </dev/null & echo $!",
       sh_quote(repo), host_env, budget, interpreters[run], sh_quote(conf_dir .. "/host.lua"),
-      sh_quote(tmp .. "/fx.lua"), table.concat(words, " "),
+      sh_quote(fx_files[run]), table.concat(words, " "),
       sh_quote(base .. ".out"), sh_quote(base .. ".err"), sh_quote(base .. ".rc"))
     local p = io.popen(cmd)
     local pid = tonumber(p:read("*l"))
@@ -388,7 +504,8 @@ local function main()
     "  scgi_temp_path " .. tmp .. "/scgi;",
     "  lua_package_path \"" .. conf_dir .. "/?.lua;;\";",
     "  lua_socket_log_errors off;",
-    -- TLS cases later: lua_ssl_trusted_certificate / lua_ssl_verify_depth here
+    "  lua_ssl_trusted_certificate " .. fx.tls.ca .. ";",
+    "  lua_ssl_verify_depth 9;",
     "  server {",
     "    listen 127.0.0.1:" .. nport .. ";",
     "    location = /run {",
