@@ -16,11 +16,11 @@
 #include "tcp.h"
 #include "compat.h"
 #include "tls.h"
+#include "gather.h"
 
-#define SEND_MAX_DEPTH 100
-#define SEND_IOV_MAX   1024 /* Linux UIO_MAXIOV */
-#define READ_MIN       4096
-#define READ_MAX       (1 << 20)
+#define SEND_IOV_MAX 1024 /* Linux UIO_MAXIOV */
+#define READ_MIN     4096
+#define READ_MAX     (1 << 20)
 
 static const char *tcp_read_busy(cs_tcp *t)
 {
@@ -33,130 +33,12 @@ static const char *tcp_read_busy(cs_tcp *t)
 
 /* ---- send -------------------------------------------------------------- */
 
-/* One send call's gathering, in the scheduler's scratch arrays (only one
- * send gathers at a time: no allocation per send once they have grown). */
+/* what one send call gathered in the scheduler's iovec scratch */
 typedef struct send_ctx {
     cs_sched *s;
-    int n;           /* iovec entries used */
-    size_t total;    /* bytes */
-    size_t nums_len; /* formatted numbers; their entries hold offsets */
+    int n;
+    size_t total;
 } send_ctx;
-
-static int send_grow(cs_sched *s)
-{
-    int cap = s->iovcap ? s->iovcap * 2 : 64;
-    struct iovec *iov = realloc(s->iov, (size_t)cap * sizeof(*iov));
-    unsigned char *isn;
-
-    if (iov == NULL)
-        return 0;
-    s->iov = iov;
-    isn = realloc(s->iov_isnum, (size_t)cap);
-    if (isn == NULL)
-        return 0;
-    s->iov_isnum = isn;
-    s->iovcap = cap;
-    return 1;
-}
-
-static int send_piece(send_ctx *c, const char *p, size_t len, int is_num)
-{
-    cs_sched *s = c->s;
-
-    if (len == 0)
-        return 1;
-    if (c->n == s->iovcap && !send_grow(s))
-        return 0;
-    s->iov[c->n].iov_base = (void *)p;
-    s->iov[c->n].iov_len = len;
-    s->iov_isnum[c->n] = (unsigned char)is_num;
-    c->n++;
-    c->total += len;
-    return 1;
-}
-
-/* ngx_lua's number text: int32 values as integers, others as %.14g */
-static int send_number(send_ctx *c, lua_Number v)
-{
-    cs_sched *s = c->s;
-    char tmp[64];
-    int len;
-
-    if (v == (lua_Number)(int32_t)v)
-        len = snprintf(tmp, sizeof(tmp), "%d", (int)(int32_t)v);
-    else
-        len = snprintf(tmp, sizeof(tmp), "%.14g", (double)v);
-    if (c->nums_len + (size_t)len > s->nums_cap) {
-        size_t cap = s->nums_cap ? s->nums_cap * 2 : 256;
-        char *p;
-        while (cap < c->nums_len + (size_t)len)
-            cap *= 2;
-        p = realloc(s->nums, cap);
-        if (p == NULL)
-            return 0;
-        s->nums = p;
-        s->nums_cap = cap;
-    }
-    memcpy(s->nums + c->nums_len, tmp, (size_t)len);
-    if (!send_piece(c, (const char *)(uintptr_t)c->nums_len, (size_t)len, 1))
-        return 0;
-    c->nums_len += (size_t)len;
-    return 1;
-}
-
-static void send_raise(lua_State *L, send_ctx *c, const char *msg)
-{
-    (void)c;
-    luaL_argerror(L, 2, msg);
-}
-
-/* Gathers the array table at idx (strict, as ngx_lua). May raise. */
-static void send_table(lua_State *L, send_ctx *c, int idx, int depth)
-{
-    lua_Number max = 0;
-    int i, n;
-
-    if (depth > SEND_MAX_DEPTH)
-        send_raise(L, c, "tables nested too deep");
-    luaL_checkstack(L, 4, NULL);
-    lua_pushnil(L);
-    while (lua_next(L, idx) != 0) {
-        lua_Number k = lua_tonumber(L, -2);
-        if (lua_type(L, -2) != LUA_TNUMBER || k < 1 ||
-            k != (lua_Number)(long long)k)
-            send_raise(L, c, "non-array table found");
-        if (k > max)
-            max = k;
-        lua_pop(L, 1);
-    }
-    n = max > INT_MAX ? INT_MAX : (int)max;
-    for (i = 1; i <= n; i++) {
-        size_t len;
-        const char *p;
-        int ok = 1;
-
-        lua_rawgeti(L, idx, i);
-        switch (lua_type(L, -1)) {
-        case LUA_TSTRING:
-            p = lua_tolstring(L, -1, &len);
-            ok = send_piece(c, p, len, 0); /* the table anchors the string */
-            break;
-        case LUA_TNUMBER:
-            ok = send_number(c, lua_tonumber(L, -1));
-            break;
-        case LUA_TTABLE:
-            send_table(L, c, lua_gettop(L), depth + 1);
-            break;
-        default:
-            send_raise(L, c,
-                       lua_pushfstring(L, "bad data type %s found",
-                                       luaL_typename(L, -1)));
-        }
-        lua_pop(L, 1);
-        if (!ok)
-            luaL_error(L, "no memory");
-    }
-}
 
 /* Writes what it can; 1 when all is written, 0 to wait, -1 on error. */
 static int send_flush(cs_tcp *t)
@@ -291,11 +173,10 @@ static int send_tls(lua_State *L, cs_tcp *t, send_ctx *c)
 
 int cs_tcp_send(lua_State *L)
 {
-    int n = lua_gettop(L), i, type;
+    int n = lua_gettop(L), i;
     cs_tcp *t;
     send_ctx c;
     size_t part, len;
-    const char *p;
 
     if (n != 2)
         return luaL_error(L,
@@ -309,43 +190,8 @@ int cs_tcp_send(lua_State *L)
         return cs_fail(L, "socket busy connecting");
     if (t->wr.pending)
         return cs_fail(L, "socket busy writing");
-    memset(&c, 0, sizeof(c));
     c.s = t->s;
-    type = lua_type(L, 2);
-    switch (type) {
-    case LUA_TSTRING:
-        p = lua_tolstring(L, 2, &len);
-        if (!send_piece(&c, p, len, 0))
-            goto nomem;
-        break;
-    case LUA_TNUMBER:
-        if (!send_number(&c, lua_tonumber(L, 2)))
-            goto nomem;
-        break;
-    case LUA_TBOOLEAN:
-        p = lua_toboolean(L, 2) ? "true" : "false";
-        if (!send_piece(&c, p, strlen(p), 0))
-            goto nomem;
-        break;
-    case LUA_TNIL:
-        if (!send_piece(&c, "nil", 3, 0))
-            goto nomem;
-        break;
-    case LUA_TTABLE:
-        send_table(L, &c, 2, 0);
-        break;
-    default:
-        return luaL_argerror(
-            L, 2,
-            lua_pushfstring(L,
-                            "string, number, boolean, nil, or array "
-                            "table expected, got %s",
-                            lua_typename(L, type)));
-    }
-    for (i = 0; i < c.n; i++) /* numbers: offsets into s->nums until now */
-        if (t->s->iov_isnum[i])
-            t->s->iov[i].iov_base =
-                t->s->nums + (uintptr_t)t->s->iov[i].iov_base;
+    c.n = cs_gather(L, t->s, 2, &c.total); /* may raise */
     if (c.total == 0) {
         lua_pushinteger(L, 0);
         return 1;
@@ -382,8 +228,6 @@ int cs_tcp_send(lua_State *L)
         len += t->s->iov[n].iov_len - skip;
     }
     return send_wait(L, t);
-nomem:
-    return luaL_error(L, "no memory");
 }
 
 /* ---- receive ----------------------------------------------------------- */
