@@ -15,6 +15,7 @@
 #include "resolver.h"
 #include "pool.h"
 #include "tls.h"
+#include "addr.h"
 
 #define TCP_MT       "cosocket.tcp"       /* the socket table's metatable */
 #define TCP_STATE_MT "cosocket.tcp.state" /* slot 1's userdata */
@@ -273,7 +274,6 @@ static int tcp_connect_next(cs_tcp *t)
     return CONN_FAIL;
 }
 
-static void lookup_set_port(cs_lookup *lk, int port);
 static void tcp_on_resolved(cs_lookup *lk);
 
 /* Starts the lookup or the connect.  CONN_AGAIN: the op waits (for the
@@ -304,7 +304,7 @@ static int tcp_start(cs_tcp *t, int armed)
     if (t->lookup->code != 0)
         return CONN_FAIL;
     if (t->next_addr == 0)
-        lookup_set_port(t->lookup, t->conn_port);
+        cs_lookup_set_port(t->lookup, t->conn_port);
     rc = tcp_connect_next(t);
     if (rc != CONN_AGAIN)
         return rc;
@@ -387,185 +387,18 @@ static void tcp_on_conn_timeout(cs_op *op)
     }
 }
 
-static cs_lookup *lookup_literal(void)
-{
-    cs_lookup *lk = calloc(1, sizeof(*lk));
-
-    if (lk != NULL)
-        lk->finished = 1;
-    return lk;
-}
-
-static void lookup_add(cs_lookup *lk, int family, const void *addr, int port)
-{
-    struct sockaddr_storage *ss = &lk->addrs[lk->naddrs];
-
-    memset(ss, 0, sizeof(*ss));
-    if (family == AF_INET) {
-        struct sockaddr_in *sin = (struct sockaddr_in *)ss;
-        sin->sin_family = AF_INET;
-        sin->sin_port = htons((unsigned short)port);
-        memcpy(&sin->sin_addr, addr, 4);
-        lk->lens[lk->naddrs++] = sizeof(*sin);
-    } else {
-        struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)ss;
-        sin6->sin6_family = AF_INET6;
-        sin6->sin6_port = htons((unsigned short)port);
-        memcpy(&sin6->sin6_addr, addr, 16);
-        lk->lens[lk->naddrs++] = sizeof(*sin6);
-    }
-}
-
-static void lookup_set_port(cs_lookup *lk, int port)
-{
-    int i;
-
-    for (i = 0; i < lk->naddrs; i++) {
-        struct sockaddr *sa = (struct sockaddr *)&lk->addrs[i];
-        if (sa->sa_family == AF_INET)
-            ((struct sockaddr_in *)sa)->sin_port = htons((unsigned short)port);
-        else if (sa->sa_family == AF_INET6)
-            ((struct sockaddr_in6 *)sa)->sin6_port =
-                htons((unsigned short)port);
-    }
-}
-
-static int is_localhost(const char *h, size_t len)
-{
-    static const char suffix[] = ".localhost";
-    size_t sl = sizeof(suffix) - 1;
-
-    if (len == 9 && strncasecmp(h, "localhost", 9) == 0)
-        return 1;
-    return len > sl && strncasecmp(h + len - sl, suffix, sl) == 0;
-}
-
-/* nginx's URL parser for "host", "host:port", "[v6]" and "[v6]:port".
- * Returns NULL and sets host, hlen and port, or nginx's error reason. */
-static const char *parse_host(const char *url, size_t len, const char **host,
-                              size_t *hlen, int *port)
-{
-    const char *last = url + len, *colon;
-
-    if (len > 0 && url[0] == '[') {
-        const char *end = memchr(url, ']', len);
-        if (end == NULL)
-            return "invalid host";
-        *host = url + 1;
-        *hlen = (size_t)(end - url - 1);
-        if (*hlen == 0)
-            return "no host";
-        if (end + 1 == last)
-            return NULL;
-        if (end[1] != ':')
-            return "invalid host";
-        colon = end + 1;
-    } else {
-        colon = memchr(url, ':', len);
-        *host = url;
-        *hlen = colon != NULL ? (size_t)(colon - url) : len;
-        if (colon == NULL)
-            return *hlen == 0 ? "no host" : NULL;
-    }
-    {
-        const char *p = colon + 1;
-        long n = 0;
-        if (p == last)
-            return "invalid port";
-        for (; p < last; p++) {
-            if (*p < '0' || *p > '9' || n > 65535)
-                return "invalid port";
-            n = n * 10 + (*p - '0');
-        }
-        if (n < 1 || n > 65535)
-            return "invalid port";
-        *port = (int)n;
-    }
-    return *hlen == 0 ? "no host" : NULL;
-}
-
-/* Parses the host: a literal or localhost fills t->lookup, a name waits in
- * t->host for the resolver.  0 with an error message pushed. */
+/* Parses the host for connect: see cs_target (addr.c). */
 static int tcp_parse_target(lua_State *L, cs_tcp *t, const char *url,
                             size_t len, int port)
 {
-    const char *host, *why;
-    size_t hlen;
-    char name[256];
-    unsigned char addr[16];
-    cs_lookup *lk;
-
-    why = parse_host(url, len, &host, &hlen, &port);
-    t->conn_port = port;
-    if (why != NULL || hlen >= sizeof(name)) {
-        lua_pushfstring(L, "failed to parse host name \"%s\": %s", url,
-                        why != NULL ? why : "host name too long");
-        return 0;
-    }
-    memcpy(name, host, hlen);
-    name[hlen] = '\0';
-    if (inet_pton(AF_INET, name, addr) == 1 ||
-        inet_pton(AF_INET6, name, addr) == 1 || is_localhost(name, hlen)) {
-        lk = lookup_literal();
-        if (lk == NULL) {
-            lua_pushliteral(L, "no memory");
-            return 0;
-        }
-        if (inet_pton(AF_INET, name, addr) == 1) {
-            lookup_add(lk, AF_INET, addr, port);
-        } else if (inet_pton(AF_INET6, name, addr) == 1) {
-            lookup_add(lk, AF_INET6, addr, port);
-        } else { /* localhost never reaches DNS (DECISIONS.md 6) */
-            static const unsigned char v4[4] = {127, 0, 0, 1};
-            static const unsigned char v6[16] = {0, 0, 0, 0, 0, 0, 0, 0,
-                                                 0, 0, 0, 0, 0, 0, 0, 1};
-            int v6first = t->s->cfg.prefer_ipv6;
-            lookup_add(lk, v6first ? AF_INET6 : AF_INET, v6first ? v6 : v4,
-                       port);
-            lookup_add(lk, v6first ? AF_INET : AF_INET6, v6first ? v4 : v6,
-                       port);
-        }
-        t->lookup = lk;
-        return 1;
-    }
-    t->host = malloc(hlen + 1); /* resolved when connecting starts */
-    if (t->host == NULL) {
-        lua_pushliteral(L, "no memory");
-        return 0;
-    }
-    memcpy(t->host, name, hlen + 1);
-    t->conn_port = port;
-    return 1;
+    return cs_target(L, t->s, url, len, port, &t->lookup, &t->host,
+                     &t->conn_port);
 }
 
 static int tcp_unix_lookup(lua_State *L, cs_tcp *t, const char *path)
 {
-    cs_lookup *lk = lookup_literal();
-    struct sockaddr_un *sun;
-    size_t len = strlen(path);
-
-    if (lk == NULL) {
-        lua_pushliteral(L, "no memory");
+    if (!cs_unix_target(L, path, &t->lookup))
         return 0;
-    }
-    if (len == 0) {
-        free(lk);
-        lua_pushliteral(L, "failed to parse host name \"unix:\": no path in "
-                           "the unix domain socket");
-        return 0;
-    }
-    sun = (struct sockaddr_un *)&lk->addrs[0];
-    if (len >= sizeof(sun->sun_path)) {
-        free(lk);
-        lua_pushfstring(L, "failed to parse host name \"unix:%s\": too long",
-                        path);
-        return 0;
-    }
-    sun->sun_family = AF_UNIX;
-    memcpy(sun->sun_path, path, len + 1);
-    lk->lens[0] = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + len + 1);
-    lk->naddrs = 1;
-    t->lookup = lk;
     t->is_unix = 1;
     return 1;
 }
@@ -979,9 +812,9 @@ static int tcp_bind(lua_State *L)
     ip = lua_tostring(L, 2);
     tmp.naddrs = 0;
     if (ip != NULL && inet_pton(AF_INET, ip, addr) == 1)
-        lookup_add(&tmp, AF_INET, addr, port);
+        cs_lookup_add(&tmp, AF_INET, addr, port);
     else if (ip != NULL && inet_pton(AF_INET6, ip, addr) == 1)
-        lookup_add(&tmp, AF_INET6, addr, port);
+        cs_lookup_add(&tmp, AF_INET6, addr, port);
     else
         return cs_fail(L, "bad address");
     if (t->bind_addr == NULL) {

@@ -1,0 +1,21 @@
+/* Address parsing shared by tcp.c and udp.c (addr.c). */
+#ifndef COSOCKET_ADDR_H
+#define COSOCKET_ADDR_H
+
+#include "resolver.h"
+
+cs_lookup *cs_lookup_literal(void); /* a finished, empty lookup; NULL: OOM */
+void cs_lookup_add(cs_lookup *lk, int family, const void *addr, int port);
+void cs_lookup_set_port(cs_lookup *lk, int port);
+int cs_is_localhost(const char *h, size_t len);
+/* nginx's URL parser: NULL and the host and port, or its error reason */
+const char *cs_parse_host(const char *url, size_t len, const char **host,
+                          size_t *hlen, int *port);
+/* A literal or localhost fills *out; a name is copied to *hostname (to
+ * resolve); *out_port is the port to use.  0 with an error message pushed. */
+int cs_target(lua_State *L, cs_sched *s, const char *url, size_t len, int port,
+              cs_lookup **out, char **hostname, int *out_port);
+/* "unix:" + path: 0 with an error message pushed. */
+int cs_unix_target(lua_State *L, const char *path, cs_lookup **out);
+
+#endif
