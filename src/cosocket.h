@@ -170,7 +170,8 @@ struct cs_sched {
     struct iovec *iov; /* scratch of one send call */
     unsigned char *iov_isnum;
     int iovcap;
-    char *nums; /* the send call's numbers as text */
+    char *udp_buf; /* one datagram, read by a receive's results */
+    char *nums;    /* the send call's numbers as text */
     size_t nums_cap;
     int wrap_depth, wrap_base;
     lua_State *wrap[CS_MAX_NESTING]; /* coroutines resumed by our resume */
@@ -242,8 +243,9 @@ void cs_open_coroutine(lua_State *L, int mod);
 /* module.c */
 CS_EXPORT int luaopen_cosocket(lua_State *L);
 
-/* tcp.c */
+/* tcp.c, udp.c */
 void cs_open_tcp(lua_State *L, int mod);
+void cs_open_udp(lua_State *L, int mod);
 
 /* config.c */
 void cs_config_defaults(cs_config *cfg);

@@ -50,6 +50,8 @@ static int sched_gc(lua_State *L)
     free(s->iov);
     free(s->iov_isnum);
     free(s->nums);
+    free(s->udp_buf);
+    s->udp_buf = NULL;
     s->iov = NULL;
     s->iov_isnum = NULL;
     s->nums = NULL;
@@ -129,6 +131,7 @@ CS_EXPORT int luaopen_cosocket(lua_State *L)
     cs_open_tcp(L, mod);
     cs_open_pool(L, mod);
     cs_open_tls(L, mod);
+    cs_open_udp(L, mod);
     lua_pushliteral(L, "cosocket scm");
     lua_setfield(L, mod, "_VERSION");
     lua_pushcfunction(L, module_pid);

@@ -18,7 +18,7 @@ ngx.OK, ngx.ERROR, ngx.AGAIN, ngx.DONE, ngx.DECLINED = 0, -1, -2, -4, -5
 local level_names = { [0] = "stderr", "emerg", "alert", "crit", "error", "warn",
                       "notice", "info", "debug" }
 
-ngx.socket = { tcp = cs.tcp, stream = cs.stream, connect = cs.connect }
+ngx.socket = { tcp = cs.tcp, stream = cs.stream, connect = cs.connect, udp = cs.udp }
 ngx.thread = { spawn = cs.spawn, wait = cs.wait, kill = cs.kill }
 ngx.sleep = cs.sleep
 ngx.now = cs.now
