@@ -1,6 +1,7 @@
 /* Addresses: nginx's host parsing for connect and setpeername, literal
  * and localhost addresses (never through DNS, DECISIONS.md 6), unix paths. */
 #include <arpa/inet.h>
+#include <ctype.h>
 #include <netinet/in.h>
 #include <stdlib.h>
 #include <string.h>
@@ -111,6 +112,7 @@ const char *cs_parse_host(const char *url, size_t len, const char **host,
 int cs_target(lua_State *L, cs_sched *s, const char *url, size_t len, int port,
               cs_lookup **out, char **hostname, int *out_port)
 {
+    size_t i;
     const char *host, *why;
     size_t hlen;
     char name[256];
@@ -155,7 +157,8 @@ int cs_target(lua_State *L, cs_sched *s, const char *url, size_t len, int port,
         lua_pushliteral(L, "no memory");
         return 0;
     }
-    memcpy(*hostname, name, hlen + 1);
+    for (i = 0; i <= hlen; i++) /* nginx resolves (and reports) lower case */
+        (*hostname)[i] = (char)tolower((unsigned char)name[i]);
     *out_port = port;
     return 1;
 }

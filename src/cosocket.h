@@ -4,6 +4,7 @@
 #define COSOCKET_H
 
 #include <stddef.h>
+#include <sys/uio.h>
 #include <ev.h>
 #include <lua.h>
 #include <lauxlib.h>
@@ -170,8 +171,9 @@ struct cs_sched {
     struct iovec *iov; /* scratch of one send call */
     unsigned char *iov_isnum;
     int iovcap;
-    char *udp_buf; /* one datagram, read by a receive's results */
-    char *nums;    /* the send call's numbers as text */
+    char *udp_buf;         /* one datagram, read by a receive's results */
+    struct iovec iov_flat; /* a UDP send of too many pieces, copied */
+    char *nums;            /* the send call's numbers as text */
     size_t nums_cap;
     int wrap_depth, wrap_base;
     lua_State *wrap[CS_MAX_NESTING]; /* coroutines resumed by our resume */
@@ -250,5 +252,9 @@ void cs_open_udp(lua_State *L, int mod);
 /* config.c */
 void cs_config_defaults(cs_config *cfg);
 void cs_open_config(lua_State *L, int mod);
+
+/* ngx_helpers.c, ngx_re.c: C helpers of the ngx layer */
+void cs_open_ngx_helpers(lua_State *L, int mod); /* opens ngx_re.c too */
+void cs_open_ngx_re(lua_State *L, int mod);
 
 #endif

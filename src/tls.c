@@ -393,8 +393,14 @@ static int tls_handshake_lua(lua_State *L)
             return handshake_results(L, &t->conn);
         return 1;
     }
-    if (n >= 3 && lua_toboolean(L, 3))
-        name = luaL_checkstring(L, 3);
+    if (n >= 3 && lua_toboolean(L, 3)) {
+        if (lua_type(L, 3) != LUA_TSTRING) /* lua-resty-core's FFI text */
+            return luaL_error(L,
+                              "cannot convert '%s' to 'const unsigned "
+                              "char *'",
+                              luaL_typename(L, 3));
+        name = lua_tostring(L, 3);
+    }
     verify = n >= 4 && lua_toboolean(L, 4);
     if (n >= 5 && lua_toboolean(L, 5))
         return cs_fail(L, "no OCSP support");

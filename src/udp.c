@@ -22,6 +22,7 @@
 #define UDP_STATE_MT     "cosocket.udp.state"
 #define UDP_MAGIC        0x75647073u
 #define UDP_MAX_DATAGRAM 65536
+#define UDP_IOV_MAX      1024 /* Linux UIO_MAXIOV */
 
 typedef struct cs_udp {
     cs_owned owned; /* the handler that set its peer closes it */
@@ -263,6 +264,26 @@ static int udp_setpeername(lua_State *L)
 
 /* ---- send, receive ------------------------------------------------------ */
 
+/* More pieces than one sendmsg takes: one datagram from one copy (as
+ * nginx, which always copies). 0: no memory. */
+static int udp_flatten(cs_sched *s, struct msghdr *msg, size_t total)
+{
+    char *p = malloc(total > 0 ? total : 1);
+    size_t i, off = 0;
+
+    if (p == NULL)
+        return 0;
+    for (i = 0; i < msg->msg_iovlen; i++) {
+        memcpy(p + off, s->iov[i].iov_base, s->iov[i].iov_len);
+        off += s->iov[i].iov_len;
+    }
+    s->iov_flat.iov_base = p;
+    s->iov_flat.iov_len = total;
+    msg->msg_iov = &s->iov_flat;
+    msg->msg_iovlen = 1;
+    return 1;
+}
+
 static int udp_send(lua_State *L)
 {
     int n = lua_gettop(L);
@@ -284,9 +305,13 @@ static int udp_send(lua_State *L)
     memset(&msg, 0, sizeof(msg));
     msg.msg_iovlen = (size_t)cs_gather(L, u->s, 2, &total); /* may raise */
     msg.msg_iov = u->s->iov;
+    if (msg.msg_iovlen > UDP_IOV_MAX && !udp_flatten(u->s, &msg, total))
+        return cs_fail(L, "no memory");
     do
         sent = sendmsg(u->fd, &msg, MSG_NOSIGNAL);
     while (sent < 0 && errno == EINTR);
+    if (msg.msg_iov != u->s->iov)
+        free(msg.msg_iov[0].iov_base);
     if (sent < 0) {
         lua_pushnil(L);
         cs_push_errno(L, errno);

@@ -1,0 +1,20 @@
+--! needs: setkeepalive
+-- a waiting connect gives up after the connect timeout (SPEC 8.6)
+local opts = { pool = "cf_pool_backlog_queue_timeout", pool_size = 1, backlog = 1 }
+local s1, s2 = ngx.socket.tcp(), ngx.socket.tcp()
+s1:settimeout(2000)
+s2:settimeouts(150, 5000, 5000)
+out(s1:connect(fx.host, fx.echo, opts))
+out(s2:connect(fx.host, fx.echo, opts))
+out(s2:send("x"))
+out(s2:getreusedtimes())
+-- its place in the queue is free again
+out(s2:connect(fx.host, fx.echo, opts))
+s2:settimeout(2000)
+local t = ngx.thread.spawn(function()
+  out("waiting", s2:connect(fx.host, fx.echo, opts))
+  out("waiting reused", s2:getreusedtimes())
+end)
+out(s1:setkeepalive())
+out(ngx.thread.wait(t))
+out(s2:close())

@@ -1,0 +1,23 @@
+--! needs: setkeepalive
+-- setkeepalive while another light thread reads, or connects: busy (SPEC 8.2
+-- step 7, 9.1)
+local sock = scripted({ "p", 300 }, { "w", "done\n" })
+local t = ngx.thread.spawn(function()
+  out("reader", sock:receive())
+end)
+out(sock:setkeepalive())
+out(ngx.thread.wait(t))
+out(sock:setkeepalive())
+-- taken back at once (the default key of the script fixture: no other case
+-- may find it there)
+out(sock:connect(fx.host, fx.script))
+out(sock:getreusedtimes())
+out(sock:close())
+local c = ngx.socket.tcp()
+c:settimeout(300)
+local t2 = ngx.thread.spawn(function()
+  out("connector", c:connect(fx.host, fx.full, { pool = "cf_pool_busy" }))
+end)
+out(c:setkeepalive())
+out(ngx.thread.wait(t2))
+out(c:setkeepalive())

@@ -1,0 +1,22 @@
+--! needs: setkeepalive
+-- the keepalive timeout closes an idle connection: the next connect is fresh;
+-- 0 keeps it (SPEC 8.1, 8.2 step 2)
+local opts = { pool = "cf_pool_idle_timeout" }
+local sock = ngx.socket.tcp()
+sock:settimeout(2000)
+out(sock:connect(fx.host, fx.echo, opts))
+out(sock:setkeepalive(100))
+ngx.sleep(0.4)
+out(sock:connect(fx.host, fx.echo, opts))
+out(sock:getreusedtimes())
+out(sock:send("fresh"))
+out(sock:receive(5))
+out(sock:setkeepalive(1000))
+ngx.sleep(0.1)
+out(sock:connect(fx.host, fx.echo, opts))
+out(sock:getreusedtimes())
+out(sock:setkeepalive(0))
+ngx.sleep(0.2)
+out(sock:connect(fx.host, fx.echo, opts))
+out(sock:getreusedtimes())
+out(sock:close())

@@ -1,0 +1,15 @@
+--! needs: setkeepalive
+-- setkeepalive's argument count; on a socket never connected, or closed
+-- (SPEC 8.2 steps 1 and 4)
+local sock = ngx.socket.tcp()
+out(pcall(function() return (sock:setkeepalive(1, 2, 3)) end))
+out(pcall(function() return (sock.setkeepalive()) end))
+out(sock:setkeepalive())
+out(sock:setkeepalive(0))
+sock:settimeout(2000)
+out(sock:connect(fx.host, fx.echo, { pool = "cf_pool_setkeepalive_args" }))
+out(pcall(function() return (sock:setkeepalive(1, 2, 3)) end))
+out(sock:send("still"))
+out(sock:receive(5))
+out(sock:close())
+out(sock:setkeepalive())

@@ -1,0 +1,20 @@
+--! needs: setkeepalive
+-- bytes left in the receive buffer: "unread data in buffer", the connection
+-- stays open and usable (SPEC 8.2 step 8, 6.7)
+local sock = scripted({ "w", "hello\n" }, "l")
+out(sock:receive(2))
+out(sock:setkeepalive())
+out(sock:receive())
+out(sock:send("more\n"))
+out(sock:receive())
+-- receiveuntil leaves what follows its pattern in the buffer
+out(sock:send("ab--cd\n"))
+local it = sock:receiveuntil("--")
+out(it())
+out(sock:setkeepalive())
+out(sock:receive())
+out(sock:setkeepalive(1000, 1))
+-- taken back at once (the script fixture's default key)
+out(sock:connect(fx.host, fx.script))
+out(sock:getreusedtimes())
+out(sock:close())

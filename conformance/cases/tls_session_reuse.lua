@@ -1,0 +1,15 @@
+--! needs: sslhandshake
+-- a session from one handshake offered to the next connection's handshake
+-- (SPEC 3.1: resumption is tried; the handshake succeeds either way)
+local sock = ngx.socket.tcp()
+sock:settimeout(2000)
+out(sock:connect(fx.host, fx.tls.good))
+local session = sock:sslhandshake(nil, "localhost", true)
+out(session ~= nil)
+out(sock:close())
+out(sock:connect(fx.host, fx.tls.good))
+local s2, err = sock:sslhandshake(session, "localhost", true)
+out(s2 ~= nil and s2 ~= true, err)
+out(sock:send("resumed\n"))
+out(sock:receive())
+out(sock:close())

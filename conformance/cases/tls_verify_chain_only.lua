@@ -1,0 +1,12 @@
+--! needs: sslhandshake
+-- ssl_verify without a server name checks the chain only (SPEC 3.2)
+local sock = ngx.socket.tcp()
+sock:settimeout(2000)
+out(sock:connect(fx.host, fx.tls.wronghost))
+out(sock:sslhandshake(false, nil, true))
+out(sock:send("chain"))
+out(sock:receive(5))
+out(sock:close())
+out(sock:connect(fx.host, fx.tls.good))
+out(sock:sslhandshake(false, false, true))
+out(sock:close())

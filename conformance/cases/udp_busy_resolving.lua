@@ -1,0 +1,18 @@
+--! needs: udp
+-- while a thread's setpeername resolves a name: setpeername is busy, the
+-- rest sees a closed socket (SPEC 9.1, 12)
+local u = ngx.socket.udp()
+u:settimeout(2000)
+local t = ngx.thread.spawn(function()
+  out("resolver", u:setpeername("udp-busy.test", fx.udpecho))
+end)
+out(u:setpeername(fx.host, fx.udpecho))
+out(u:send("x"))
+out(u:receive())
+out(u:close())
+out(ngx.thread.wait(t))
+out(u:send("x"))
+out(u:setpeername(fx.host, fx.udpecho))
+out(u:send("after"))
+out(u:receive())
+out(u:close())

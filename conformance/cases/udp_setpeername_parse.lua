@@ -1,0 +1,23 @@
+--! needs: udp
+-- setpeername's host forms: nginx's URL parser (SPEC 12, 2.4)
+local u = ngx.socket.udp()
+u:settimeout(2000)
+out(u:setpeername("::1", fx.udpecho))
+out(u:setpeername("::1"))
+out(u:setpeername("[::1", fx.udpecho))
+out(u:setpeername("", fx.udpecho))
+out(u:setpeername("127.0.0.1:", fx.udpecho))
+out(u:setpeername("127.0.0.1:x", fx.udpecho))
+out(u:setpeername("[]", fx.udpecho))
+out(u:setpeername("unix:"))
+-- a port in the host string wins over the argument
+out(u:setpeername(fx.host .. ":" .. fx.udpecho, fx.refused))
+out(u:send("in host"))
+out(u:receive())
+out(u:setpeername(fx.host .. ":" .. fx.udpecho))
+out(u:send("no arg"))
+out(u:receive())
+-- a failed setpeername closed the previous socket
+out(u:setpeername("[::1", fx.udpecho))
+out(u:send("x"))
+out(u:close())

@@ -1,0 +1,10 @@
+--! needs: udp
+-- settimeout's argument count; it returns nothing (SPEC 12)
+local u = ngx.socket.udp()
+out(pcall(function() return (u:settimeout()) end))
+out(pcall(function() return (u:settimeout(1, 2)) end))
+out(pcall(function() return (u.settimeout()) end))
+out(u:settimeout(10))
+out(u:settimeout(nil))
+out(u:settimeout(-5))
+out(u:settimeout("x"))

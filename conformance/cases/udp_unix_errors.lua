@@ -1,0 +1,10 @@
+--! needs: udp
+-- unix datagram peers that are not there or not datagram sockets (SPEC 12)
+local u = ngx.socket.udp()
+u:settimeout(100)
+out(u:setpeername("unix:" .. fx.missing_unix))
+out(u:setpeername("unix:" .. fx.echo_unix))
+out(u:setpeername(fx.host, fx.udpecho))
+out(u:send("x"))
+out(u:receive())
+out(u:close())
