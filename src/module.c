@@ -131,6 +131,7 @@ CS_EXPORT int luaopen_cosocket(lua_State *L)
     cs_open_tcp(L, mod);
     cs_open_pool(L, mod);
     cs_open_tls(L, mod);
+    cs_open_ngx_helpers(L, mod);
     cs_open_udp(L, mod);
     lua_pushliteral(L, "cosocket scm");
     lua_setfield(L, mod, "_VERSION");
