@@ -72,8 +72,8 @@ VALGRIND_SCALE = 0.05
 
 ROCK = cosocket-scm-1.src.rock
 
-.PHONY: all build54 deps deps-list test conformance demo asan valgrind lint \
-        format check-symbols rock install clean FORCE
+.PHONY: all build54 deps deps-list test conformance demo asan valgrind fuzz \
+        lint format check-symbols rock install clean FORCE
 .DELETE_ON_ERROR:
 
 all: $(SO)
@@ -104,6 +104,14 @@ $(FIXTURE): spec/fixtures/fixture.c $(BUILD)/flags
 $(BUILD)/two_states: spec/c/two_states.c $(BUILD)/flags
 	$(CC) $(FIXTURE_CFLAGS) $(addprefix -I,$(LUA_INCDIR)) -o $@ $< \
 	  $$(pkg-config --libs $(LUA_PC))
+
+# the bench's own programs (bench/run.lua runs them): host compiler, WARN,
+# never CFLAGS, as the fixtures
+BENCH_PROGS = $(BUILD)/bench/line_server $(BUILD)/bench/raw_client \
+              $(BUILD)/bench/rusage
+$(BUILD)/bench/%: bench/%.c $(BUILD)/flags
+	@mkdir -p $(BUILD)/bench
+	$(CC) $(FIXTURE_CFLAGS) -o $@ $<
 
 # the 5.4 build gets its own directory and headers (STYLE.md 6)
 build54:
@@ -156,6 +164,21 @@ demo: deps
 	LUA_CPATH='./$(BUILD)/?.so;;' LUA_PATH='./src/?.lua;;' \
 	  luajit examples/demo.lua
 
+# The bench (issue #8; bench/run.lua says what it measures). CI never runs it,
+# so its peers are installed here only, by `deps` given another list.
+# BENCH_SCALE scales the operation counts (the default run takes under 10
+# minutes); BENCH_REPS, BENCH_ROWS, BENCH_CELLS: see bench/run.lua.
+BENCH_PACKAGES = lua-copas lua-socket lua-cqueues lua-luv redis-tools \
+                 util-linux linux-perf strace
+.PHONY: bench bench-deps
+bench-deps:
+	@$(MAKE) --no-print-directory deps DEB_PACKAGES="$(BENCH_PACKAGES)"
+
+bench: deps
+	$(MAKE) bench-deps
+	$(MAKE) all $(BENCH_PROGS)
+	COSOCKET_BUILD=$(BUILD) luajit bench/run.lua
+
 # lua_close dlcloses the module before LeakSanitizer's report at exit: linked
 # with -z nodelete, the .so stays mapped and leak stacks keep their names.
 # LeakSanitizer reports nothing of lua5.1's own at exit (checked: passing and
@@ -177,6 +200,31 @@ valgrind: deps
 	$(MAKE) all $(TEST_PROGS)
 	COSOCKET_BUILD=$(BUILD) RUNS=lua51 COSOCKET_TEST_SCALE=$(VALGRIND_SCALE) \
 	  COSOCKET_LUA_WRAPPER="$(VALGRIND)" spec/run-all
+
+# fuzz/ (issue #9): libFuzzer drives buffer.c and pattern.c the way tcp_io.c
+# does and checks them against fuzz/model.c (fuzz/receive_fuzz.c says how).
+# clang, as gcc has no libFuzzer; never CFLAGS or LDFLAGS. UBSan aborts at its
+# first report (no recover), or libFuzzer would not keep the input; $(WARN)
+# and $(BUILD)/flags as the fixtures (CI's -Werror rebuilds it). The run works
+# on $(BUILD)/fuzz/corpus, seeded from fuzz/corpus/receive/ (what it finds
+# stays there for the next run; the repo's corpus is seeds only), for
+# FUZZ_SECONDS; a crash or mismatch leaves $(BUILD)/fuzz/crash-<sha1>, which
+# `$(BUILD)/fuzz/receive_fuzz FILE` replays.
+FUZZ_SECONDS ?= 60
+FUZZ_CFLAGS = -g -O1 -fsanitize=fuzzer,address,undefined \
+              -fno-sanitize-recover=all $(WARN)
+FUZZ_SRCS = src/buffer.c src/pattern.c $(wildcard fuzz/*.c)
+$(BUILD)/fuzz/receive_fuzz: $(FUZZ_SRCS) src/buffer.h src/pattern.h \
+                            $(wildcard fuzz/*.h) $(BUILD)/flags
+	@mkdir -p $(BUILD)/fuzz
+	clang $(FUZZ_CFLAGS) -o $@ $(FUZZ_SRCS)
+
+fuzz: deps
+	$(MAKE) $(BUILD)/fuzz/receive_fuzz
+	mkdir -p $(BUILD)/fuzz/corpus
+	cp fuzz/corpus/receive/* $(BUILD)/fuzz/corpus/
+	$(BUILD)/fuzz/receive_fuzz -max_total_time=$(FUZZ_SECONDS) \
+	  -print_final_stats=1 -artifact_prefix=$(BUILD)/fuzz/ $(BUILD)/fuzz/corpus
 
 # with no C file yet, clang-format must not be left reading stdin
 lint: deps

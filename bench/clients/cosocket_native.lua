@@ -1,0 +1,161 @@
+-- bench/clients/cosocket_native.lua: the bench workloads on cosocket's own
+-- API (cosocket.tcp, spawn, wait, run), the same steps as ngx_workload.lua.
+--
+--     luajit|lua5.1 bench/clients/cosocket_native.lua w=w1 kind=ping c=10 n=50000 port=P
+--
+-- (LUA_PATH must reach bench/clients/, LUA_CPATH cosocket.so.) Prints the
+-- RESULT line of common.lua.
+local cs = require "cosocket"
+local common = require "common"
+
+local tcp, spawn, wait, sleep = cs.tcp, cs.spawn, cs.wait, cs.sleep
+local byte, sub, format = string.byte, string.sub, string.format
+local tonumber, error, tostring = tonumber, error, tostring
+
+local function check(ok, err)
+  if not ok then error(tostring(err), 2) end
+  return ok
+end
+
+local function connect(host, port)
+  local sock = tcp()
+  check(sock:connect(host, port))
+  return sock
+end
+
+local function redis_reply(sock)
+  local line, err = sock:receive("*l")
+  check(line, err)
+  if byte(line, 1) == 36 then -- "$"
+    local data, err2 = sock:receive(tonumber(sub(line, 2)) + 2)
+    check(data, err2)
+  end
+end
+
+local function join(threads)
+  for i = 1, #threads do
+    local ok, err = wait(threads[i])
+    check(ok, err)
+  end
+end
+
+local W = {}
+
+function W.w1(p)
+  local req, per, host, port = common.REQ[p.kind], common.per(p.n, p.c), p.host, p.port
+  local socks, threads = {}, {}
+  for i = 1, p.c do
+    threads[i] = spawn(function() socks[i] = connect(host, port) end)
+  end
+  join(threads)
+  local function worker(sock)
+    for _ = 1, per do
+      check(sock:send(req))
+      redis_reply(sock)
+    end
+  end
+  common.gc()
+  local done = common.timer(per * p.c)
+  for i = 1, p.c do threads[i] = spawn(worker, socks[i]) end
+  join(threads)
+  local r = done()
+  for i = 1, p.c do socks[i]:close() end
+  return r
+end
+
+local function w2(p, pool)
+  local req, per, host, port = common.REQ.ping, common.per(p.n, p.c), p.host, p.port
+  local function worker()
+    for _ = 1, per do
+      local sock = connect(host, port)
+      check(sock:send(req))
+      redis_reply(sock)
+      if pool then
+        check(sock:setkeepalive())
+      else
+        sock:close()
+      end
+    end
+  end
+  local threads = {}
+  common.gc()
+  local done = common.timer(per * p.c)
+  for i = 1, p.c do threads[i] = spawn(worker) end
+  join(threads)
+  return done()
+end
+function W.churn(p) return w2(p, false) end
+function W.pool(p) return w2(p, true) end
+
+function W.idle(p)
+  local host, port, n = p.host, p.port, p.n
+  local connected = 0
+  local function holder()
+    local sock = connect(host, port)
+    connected = connected + 1
+    local line, err = sock:receive("*l")
+    check(line, err)
+    sock:close()
+  end
+  local threads = {}
+  common.gc()
+  local rss0 = common.rss()
+  local done = common.timer(n)
+  for i = 1, n do threads[i] = spawn(holder) end
+  while connected < n do sleep(0.001) end
+  common.gc()
+  local rss1 = common.rss()
+  local ctl = connect(host, port)
+  check(ctl:send("BCAST\n"))
+  check(ctl:receive("*l"))
+  join(threads)
+  ctl:close()
+  local r = done()
+  r.rss_per_conn = (rss1 - rss0) / n
+  return r
+end
+
+local function stream(p, cmd)
+  local sock = connect(p.host, p.port)
+  local expect = math.floor(p.total / p.len)
+  local done = common.timer(expect)
+  check(sock:send(format("%s %d %d\n", cmd, p.total, p.len)))
+  return sock, expect, done
+end
+
+local function finish(count, expect, err, done)
+  if err ~= "closed" or count ~= expect then
+    error(format("%d records of %d, then %s", count, expect, tostring(err)))
+  end
+  return done(count)
+end
+
+function W.lines(p)
+  local sock, expect, done = stream(p, "LINES")
+  local count, err = 0
+  while true do
+    local line, e = sock:receive("*l")
+    if not line then err = e; break end
+    count = count + 1
+  end
+  sock:close()
+  return finish(count, expect, err, done)
+end
+
+function W.parts(p)
+  local sock, expect, done = stream(p, "PARTS")
+  local reader = sock:receiveuntil(common.SEP)
+  local count, err = 0
+  while true do
+    local part, e = reader()
+    if not part then err = e; break end
+    count = count + 1
+  end
+  sock:close()
+  return finish(count, expect, err, done)
+end
+
+local p = common.params(arg)
+local f = W[p.w] or error("unknown workload " .. tostring(p.w))
+local r = cs.run(f, p)
+io.stdout:write(common.format(r))

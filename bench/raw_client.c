@@ -1,0 +1,421 @@
+/*
+ * bench/raw_client.c: the floor of the bench, a plain C epoll client doing
+ * the workloads with as few syscalls as it can.
+ *
+ *     raw_client rt    PORT C N KIND   C connections, N roundtrips in all
+ *                                      (N / C each), KIND: ping | get100 |
+ *                                      get16k (redis) or line (line_server)
+ *     raw_client churn PORT C N        C at a time: connect, redis PING,
+ *                                      close; N in all
+ *     raw_client idle  PORT N          N idle connections to line_server;
+ *                                      RSS growth; then BCAST ends them
+ *     raw_client lines PORT TOTAL LEN  line_server LINES: count the lines
+ *     raw_client parts PORT TOTAL LEN  line_server PARTS: count the parts
+ *
+ * Connects to 127.0.0.1:PORT. Prints one line on stdout:
+ *     RESULT ops=<n> cpu=<s> wall=<s> [rss_per_conn=<bytes>]
+ * cpu is the process's user+sys time (CLOCK_PROCESS_CPUTIME_ID) over the
+ * timed section only (connections are made before it, but in churn, idle).
+ */
+#define _GNU_SOURCE /* memmem */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#define SEP     "\r\n--cosocket-bench-boundary\r\n"
+#define SEP_LEN (sizeof(SEP) - 1)
+
+typedef struct conn {
+    int fd, state; /* churn: 0 connecting, 1 reading */
+    long left;     /* roundtrips to go */
+    size_t have, need;
+    char *buf;
+} conn;
+
+static struct sockaddr_in peer;
+static const char *req;
+static size_t req_len, bufsize = 256;
+static int epfd;
+static struct epoll_event evs[1024];
+
+static void die(const char *what)
+{
+    perror(what);
+    exit(1);
+}
+
+static double clock_s(clockid_t id)
+{
+    struct timespec ts;
+
+    clock_gettime(id, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+static double cpu0, wall0;
+
+static void timer_start(void)
+{
+    cpu0 = clock_s(CLOCK_PROCESS_CPUTIME_ID);
+    wall0 = clock_s(CLOCK_MONOTONIC);
+}
+
+static void result(long ops, const char *extra)
+{
+    double cpu = clock_s(CLOCK_PROCESS_CPUTIME_ID) - cpu0;
+    double wall = clock_s(CLOCK_MONOTONIC) - wall0;
+
+    printf("RESULT ops=%ld cpu=%.6f wall=%.6f%s\n", ops, cpu, wall, extra);
+}
+
+static long rss_bytes(void)
+{
+    long size = 0, res = 0;
+    FILE *f = fopen("/proc/self/statm", "r");
+
+    if (f == NULL || fscanf(f, "%ld %ld", &size, &res) != 2)
+        die("statm");
+    fclose(f);
+    return res * sysconf(_SC_PAGESIZE);
+}
+
+static int connect_blocking(void)
+{
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+
+    if (fd < 0)
+        die("socket");
+    if (connect(fd, (struct sockaddr *)&peer, sizeof(peer)) != 0)
+        die("connect");
+    return fd;
+}
+
+static void set_nonblock(int fd)
+{
+    if (fcntl(fd, F_SETFL, O_NONBLOCK) != 0)
+        die("fcntl");
+}
+
+static void watch(conn *c, int op, unsigned events)
+{
+    struct epoll_event ev;
+
+    ev.events = events;
+    ev.data.ptr = c;
+    if (epoll_ctl(epfd, op, c->fd, &ev) != 0)
+        die("epoll_ctl");
+}
+
+static void send_all(int fd, const char *p, size_t len)
+{
+    ssize_t n = send(fd, p, len, MSG_NOSIGNAL);
+
+    if (n != (ssize_t)len) /* a small request: the kernel takes it whole */
+        die("send");
+}
+
+/* 1 when c->buf holds a whole reply (redis, or a line with "line") */
+static int reply_done(conn *c, int line)
+{
+    const char *p = c->buf;
+
+    if (c->need)
+        return c->have >= c->need;
+    if (line)
+        return c->have > 0 && p[c->have - 1] == '\n';
+    if (c->have < 3)
+        return 0;
+    if (p[0] == '$') {
+        const char *crlf = memchr(p, '\n', c->have);
+        if (crlf == NULL)
+            return 0;
+        c->need = (size_t)(crlf + 1 - p) + (size_t)atol(p + 1) + 2;
+        return c->have >= c->need;
+    }
+    if (p[0] == '-')
+        fprintf(stderr, "raw_client: error reply %.*s", (int)c->have, p);
+    return p[c->have - 1] == '\n';
+}
+
+/* Reads into c->buf: 1 when the reply is complete. */
+static int read_reply(conn *c, int line)
+{
+    for (;;) {
+        ssize_t n = recv(c->fd, c->buf + c->have, bufsize - c->have, 0);
+
+        if (n > 0) {
+            c->have += (size_t)n;
+            if (reply_done(c, line))
+                return 1;
+            if (c->have == bufsize) {
+                fprintf(stderr, "raw_client: reply too long\n");
+                exit(1);
+            }
+            continue; /* a big reply may be in the kernel already */
+        }
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+            return 0;
+        die(n == 0 ? "recv: closed" : "recv");
+    }
+}
+
+static conn *conn_new(int fd)
+{
+    conn *c = calloc(1, sizeof(*c));
+
+    if (c == NULL || (c->buf = malloc(bufsize)) == NULL)
+        die("malloc");
+    c->fd = fd;
+    return c;
+}
+
+static void set_kind(const char *kind)
+{
+    if (strcmp(kind, "ping") == 0) {
+        req = "*1\r\n$4\r\nPING\r\n";
+    } else if (strcmp(kind, "get100") == 0) {
+        req = "*2\r\n$3\r\nGET\r\n$4\r\nk100\r\n";
+    } else if (strcmp(kind, "get16k") == 0) {
+        req = "*2\r\n$3\r\nGET\r\n$4\r\nk16k\r\n";
+        bufsize = 32768;
+    } else if (strcmp(kind, "line") == 0) {
+        req = "PING\n";
+    } else {
+        fprintf(stderr, "raw_client: unknown kind %s\n", kind);
+        exit(2);
+    }
+    req_len = strlen(req);
+}
+
+static void run_rt(int nconn, long total, const char *kind)
+{
+    long per = total / nconn, done = 0, target = per * nconn;
+    int i, line = strcmp(kind, "line") == 0;
+    conn **cs = calloc((size_t)nconn, sizeof(*cs));
+
+    if (cs == NULL)
+        die("calloc");
+    for (i = 0; i < nconn; i++) {
+        cs[i] = conn_new(connect_blocking());
+        set_nonblock(cs[i]->fd);
+        cs[i]->left = per;
+        watch(cs[i], EPOLL_CTL_ADD, EPOLLIN);
+    }
+    timer_start();
+    for (i = 0; i < nconn; i++)
+        send_all(cs[i]->fd, req, req_len);
+    while (done < target) {
+        int n = epoll_wait(epfd, evs, 1024, -1);
+
+        if (n < 0 && errno != EINTR)
+            die("epoll_wait");
+        for (i = 0; i < n; i++) {
+            conn *c = evs[i].data.ptr;
+            if (!read_reply(c, line))
+                continue;
+            c->have = c->need = 0;
+            done++;
+            if (--c->left > 0)
+                send_all(c->fd, req, req_len);
+        }
+    }
+    result(done, "");
+}
+
+static void churn_start(conn *c)
+{
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+
+    if (fd < 0)
+        die("socket");
+    if (connect(fd, (struct sockaddr *)&peer, sizeof(peer)) != 0 &&
+        errno != EINPROGRESS)
+        die("connect");
+    c->fd = fd;
+    c->state = 0;
+    c->have = c->need = 0;
+    /* edge-triggered, both ways, once: no epoll_ctl MOD per connection */
+    watch(c, EPOLL_CTL_ADD, EPOLLIN | EPOLLOUT | EPOLLET);
+}
+
+static void run_churn(int nconn, long total)
+{
+    long per = total / nconn, done = 0, target = per * nconn;
+    int i;
+    conn **cs = calloc((size_t)nconn, sizeof(*cs));
+
+    if (cs == NULL)
+        die("calloc");
+    set_kind("ping");
+    timer_start();
+    for (i = 0; i < nconn; i++) {
+        cs[i] = conn_new(-1);
+        cs[i]->left = per;
+        churn_start(cs[i]);
+    }
+    while (done < target) {
+        int n = epoll_wait(epfd, evs, 1024, -1);
+
+        if (n < 0 && errno != EINTR)
+            die("epoll_wait");
+        for (i = 0; i < n; i++) {
+            conn *c = evs[i].data.ptr;
+            if (evs[i].events & (EPOLLERR | EPOLLHUP) && c->state == 0) {
+                errno = ECONNREFUSED;
+                die("connect");
+            }
+            if (c->state == 0) {
+                if (!(evs[i].events & EPOLLOUT))
+                    continue;
+                send_all(c->fd, req, req_len);
+                c->state = 1;
+            }
+            if (!read_reply(c, 0))
+                continue;
+            close(c->fd);
+            done++;
+            if (--c->left > 0)
+                churn_start(c);
+        }
+    }
+    result(done, "");
+}
+
+static void run_idle(int nconn)
+{
+    long rss0, rss1, done = 0;
+    int i, ctl;
+    conn **cs = calloc((size_t)nconn, sizeof(*cs));
+    char extra[64], ok[8];
+
+    if (cs == NULL)
+        die("calloc");
+    timer_start();
+    rss0 = rss_bytes();
+    bufsize = 16;
+    for (i = 0; i < nconn; i++) {
+        cs[i] = conn_new(connect_blocking());
+        set_nonblock(cs[i]->fd);
+        watch(cs[i], EPOLL_CTL_ADD, EPOLLIN);
+    }
+    rss1 = rss_bytes();
+    ctl = connect_blocking();
+    send_all(ctl, "BCAST\n", 6);
+    if (recv(ctl, ok, sizeof(ok), 0) <= 0)
+        die("recv BCAST");
+    while (done < nconn) {
+        int n = epoll_wait(epfd, evs, 1024, -1);
+
+        if (n < 0 && errno != EINTR)
+            die("epoll_wait");
+        for (i = 0; i < n; i++) {
+            conn *c = evs[i].data.ptr;
+            if (!read_reply(c, 1))
+                continue;
+            close(c->fd);
+            done++;
+        }
+    }
+    close(ctl);
+    snprintf(extra, sizeof(extra), " rss_per_conn=%.1f",
+             (double)(rss1 - rss0) / nconn);
+    result(done, extra);
+}
+
+static void run_stream(int parts, long long total, long len)
+{
+    static char buf[1 << 16];
+    char cmd[64];
+    size_t have = 0, keep = parts ? SEP_LEN - 1 : 0;
+    long count = 0, expect = (long)(total / len);
+    int fd = connect_blocking();
+    conn *c = conn_new(fd);
+
+    set_nonblock(fd);
+    watch(c, EPOLL_CTL_ADD, EPOLLIN);
+    timer_start();
+    snprintf(cmd, sizeof(cmd), "%s %lld %ld\n", parts ? "PARTS" : "LINES",
+             total, len);
+    send_all(fd, cmd, strlen(cmd));
+    for (;;) {
+        ssize_t n = recv(fd, buf + have, sizeof(buf) - have, 0);
+        const char *p, *end, *hit;
+
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+            if (epoll_wait(epfd, evs, 1, -1) < 0 && errno != EINTR)
+                die("epoll_wait");
+            continue;
+        }
+        if (n < 0)
+            die("recv");
+        if (n == 0)
+            break;
+        end = buf + have + n;
+        p = buf;
+        if (parts) {
+            while ((hit = memmem(p, (size_t)(end - p), SEP, SEP_LEN))) {
+                count++;
+                p = hit + SEP_LEN;
+            }
+            if ((size_t)(end - p) > keep) /* a separator may straddle */
+                p = end - keep;
+        } else {
+            while ((hit = memchr(p, '\n', (size_t)(end - p)))) {
+                count++;
+                p = hit + 1;
+            }
+        }
+        have = (size_t)(end - p);
+        memmove(buf, p, have);
+    }
+    if (count != expect) {
+        fprintf(stderr, "raw_client: %ld records, expected %ld\n", count,
+                expect);
+        exit(1);
+    }
+    result(count, "");
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 4) {
+        fprintf(stderr, "usage: raw_client rt|churn|idle|lines|parts PORT "
+                        "...\n");
+        return 2;
+    }
+    memset(&peer, 0, sizeof(peer));
+    peer.sin_family = AF_INET;
+    peer.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    peer.sin_port = htons((unsigned short)atoi(argv[2]));
+    epfd = epoll_create1(EPOLL_CLOEXEC);
+    if (epfd < 0)
+        die("epoll_create1");
+    if (strcmp(argv[1], "rt") == 0 && argc == 6) {
+        set_kind(argv[5]);
+        run_rt(atoi(argv[3]), atol(argv[4]), argv[5]);
+    } else if (strcmp(argv[1], "churn") == 0 && argc == 5) {
+        run_churn(atoi(argv[3]), atol(argv[4]));
+    } else if (strcmp(argv[1], "idle") == 0 && argc == 4) {
+        run_idle(atoi(argv[3]));
+    } else if (strcmp(argv[1], "lines") == 0 && argc == 5) {
+        run_stream(0, atoll(argv[3]), atol(argv[4]));
+    } else if (strcmp(argv[1], "parts") == 0 && argc == 5) {
+        run_stream(1, atoll(argv[3]), atol(argv[4]));
+    } else {
+        fprintf(stderr, "raw_client: bad arguments\n");
+        return 2;
+    }
+    return 0;
+}
