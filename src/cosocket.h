@@ -192,6 +192,8 @@ void cs_op_init(cs_op *op, cs_sched *s, void *self, cs_results_fn results);
 int cs_wait(lua_State *L, cs_op *op); /* may raise; returns at once */
 void cs_op_done(cs_op *op);           /* C only, from callbacks */
 void cs_op_cancel(cs_op *op);         /* C only */
+/* The op's fd was closed: the next arm tells libev it is a new file. */
+void cs_op_forget_fd(cs_op *op);
 /* From callbacks of an armed op: watch another fd, or restart the timer
  * (inactivity timeouts, a new phase). C only. */
 void cs_op_watch(cs_op *op, int fd, int events);

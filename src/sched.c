@@ -45,9 +45,17 @@ double cs_ms_to_seconds(lua_Number ms)
     return (double)(long long)ms / 1000.0;
 }
 
+void cs_op_forget_fd(cs_op *op)
+{
+    op->io.fd = -1;
+}
+
 void cs_op_init(cs_op *op, cs_sched *s, void *self, cs_results_fn results)
 {
+    int fd = op->io.fd; /* the watcher's fd outlives re-initialisation */
+
     memset(op, 0, sizeof(*op));
+    op->io.fd = fd;
     op->s = s;
     op->self = self;
     op->results = results;
@@ -150,7 +158,12 @@ static void op_arm(cs_op *op, cs_thread *th)
     if (op->events != 0) {
         if (op->io.cb == NULL)
             ev_init(&op->io, op_on_io);
-        ev_io_set(&op->io, op->fd, op->events);
+        /* ev_io_set tells libev the fd may be a new file: its epoll backend
+         * then re-adds it, a failing syscall per wait.  Same fd, same events:
+         * skip it (closing a descriptor resets io.fd to -1, cs_op_forget_fd) */
+        if (op->io.fd != op->fd ||
+            (op->io.events & (EV_READ | EV_WRITE)) != op->events)
+            ev_io_set(&op->io, op->fd, op->events);
         ev_io_start(s->loop, &op->io);
     }
     if (op->timeout > 0) {

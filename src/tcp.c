@@ -72,6 +72,9 @@ void cs_tcp_close_fd(cs_tcp *t)
     if (t->fd >= 0)
         close(t->fd);
     t->fd = -1;
+    cs_op_forget_fd(&t->conn);
+    cs_op_forget_fd(&t->rd);
+    cs_op_forget_fd(&t->wr);
     t->connected = 0;
     t->read_closed = t->write_closed = 1;
     t->eof = 0;

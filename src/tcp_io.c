@@ -329,8 +329,8 @@ static void push_line(lua_State *L, const char *p, size_t n)
     luaL_Buffer lb;
     const char *cr = memchr(p, '\r', n), *end = p + n;
 
-    if (cr == NULL) {
-        lua_pushlstring(L, p, n);
+    if (cr == NULL || cr == end - 1) { /* none, or just the one of "\r\n" */
+        lua_pushlstring(L, p, cr == NULL ? n : n - 1);
         return;
     }
     luaL_buffinit(L, &lb);

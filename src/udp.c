@@ -64,6 +64,7 @@ static void udp_close_fd(cs_udp *u)
     if (u->fd >= 0)
         close(u->fd);
     u->fd = -1;
+    cs_op_forget_fd(&u->rd);
     cs_lookup_drop(u->lookup);
     u->lookup = NULL;
     free(u->host);
