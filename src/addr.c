@@ -193,3 +193,26 @@ int cs_unix_target(lua_State *L, const char *path, cs_lookup **out)
     *out = lk;
     return 1;
 }
+
+const char *cs_bind_address(const char *ip, int port,
+                            struct sockaddr_storage **addr, socklen_t *len)
+{
+    unsigned char bytes[16];
+    cs_lookup tmp;
+
+    tmp.naddrs = 0;
+    if (ip != NULL && inet_pton(AF_INET, ip, bytes) == 1)
+        cs_lookup_add(&tmp, AF_INET, bytes, port);
+    else if (ip != NULL && inet_pton(AF_INET6, ip, bytes) == 1)
+        cs_lookup_add(&tmp, AF_INET6, bytes, port);
+    else
+        return "bad address";
+    if (*addr == NULL) {
+        *addr = malloc(sizeof(**addr));
+        if (*addr == NULL)
+            return "no memory";
+    }
+    memcpy(*addr, &tmp.addrs[0], sizeof(**addr));
+    *len = tmp.lens[0];
+    return NULL;
+}

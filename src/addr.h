@@ -18,4 +18,9 @@ int cs_target(lua_State *L, cs_sched *s, const char *url, size_t len, int port,
 /* "unix:" + path: 0 with an error message pushed. */
 int cs_unix_target(lua_State *L, const char *path, cs_lookup **out);
 
+/* bind(): ip (a literal) and port into *addr (allocated once); NULL, or
+ * the error text ("bad address", "no memory"). */
+const char *cs_bind_address(const char *ip, int port,
+                            struct sockaddr_storage **addr, socklen_t *len);
+
 #endif

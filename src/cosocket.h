@@ -184,6 +184,12 @@ cs_sched *cs_sched_get(lua_State *L); /* upvalue 1 */
 /* Sets funcs into the table at mod, each with the scheduler (at mod + 1)
  * as upvalue 1: the cs_open_* functions all take (L, mod). */
 void cs_register(lua_State *L, int mod, const luaL_Reg *funcs);
+/* A socket class: objects are tables whose metatable mt has methods as
+ * __index; their state is a userdata of metatable state_mt, gc as __gc and
+ * __close. */
+void cs_socket_class(lua_State *L, int mod, const char *mt,
+                     const char *state_mt, lua_CFunction gc,
+                     const luaL_Reg *methods);
 int cs_fail(lua_State *L, const char *msg); /* nil, msg */
 void cs_push_wait_sentinel(lua_State *L);
 /* Whole milliseconds as op->timeout seconds; 0 (no timer) when too big. */

@@ -31,6 +31,24 @@ void cs_register(lua_State *L, int mod, const luaL_Reg *funcs)
     lua_pop(L, 1);
 }
 
+void cs_socket_class(lua_State *L, int mod, const char *mt,
+                     const char *state_mt, lua_CFunction gc,
+                     const luaL_Reg *methods)
+{
+    luaL_newmetatable(L, state_mt);
+    lua_pushcfunction(L, gc);
+    lua_setfield(L, -2, "__gc");
+    lua_pushcfunction(L, gc);
+    lua_setfield(L, -2, "__close"); /* 5.4's <close>; ignored before */
+    lua_pop(L, 1);
+    luaL_newmetatable(L, mt);
+    lua_newtable(L);
+    lua_pushvalue(L, mod + 1);
+    cs_setfuncs(L, methods, 1);
+    lua_setfield(L, -2, "__index");
+    lua_pop(L, 1);
+}
+
 int cs_fail(lua_State *L, const char *msg)
 {
     lua_pushnil(L);

@@ -787,8 +787,7 @@ static int tcp_bind(lua_State *L)
     int n = lua_gettop(L);
     cs_tcp *t;
     const char *ip;
-    unsigned char addr[16];
-    cs_lookup tmp;
+    const char *err;
     int port = 0;
 
     /* the port argument is HEAD's; 0.10.23's message for other counts */
@@ -813,20 +812,9 @@ static int tcp_bind(lua_State *L)
         }
     }
     ip = lua_tostring(L, 2);
-    tmp.naddrs = 0;
-    if (ip != NULL && inet_pton(AF_INET, ip, addr) == 1)
-        cs_lookup_add(&tmp, AF_INET, addr, port);
-    else if (ip != NULL && inet_pton(AF_INET6, ip, addr) == 1)
-        cs_lookup_add(&tmp, AF_INET6, addr, port);
-    else
-        return cs_fail(L, "bad address");
-    if (t->bind_addr == NULL) {
-        t->bind_addr = malloc(sizeof(*t->bind_addr));
-        if (t->bind_addr == NULL)
-            return cs_fail(L, "no memory");
-    }
-    memcpy(t->bind_addr, &tmp.addrs[0], sizeof(*t->bind_addr));
-    t->bind_len = tmp.lens[0];
+    err = cs_bind_address(ip, port, &t->bind_addr, &t->bind_len);
+    if (err != NULL)
+        return cs_fail(L, err);
     lua_pushboolean(L, 1);
     return 1;
 }
@@ -859,18 +847,7 @@ void cs_open_tcp(lua_State *L, int mod)
                                        {NULL, NULL}};
     static const luaL_Reg funcs[] = {{"tcp", tcp_new}, {NULL, NULL}};
 
-    luaL_newmetatable(L, TCP_STATE_MT);
-    lua_pushcfunction(L, tcp_state_gc);
-    lua_setfield(L, -2, "__gc");
-    lua_pushcfunction(L, tcp_state_gc);
-    lua_setfield(L, -2, "__close");
-    lua_pop(L, 1);
-    luaL_newmetatable(L, TCP_MT);
-    lua_newtable(L);
-    lua_pushvalue(L, mod + 1);
-    cs_setfuncs(L, methods, 1);
-    lua_setfield(L, -2, "__index");
-    lua_pop(L, 1);
+    cs_socket_class(L, mod, TCP_MT, TCP_STATE_MT, tcp_state_gc, methods);
     cs_register(L, mod, funcs);
     lua_getfield(L, mod, "tcp");
     lua_setfield(L, mod, "stream");

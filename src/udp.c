@@ -461,27 +461,15 @@ static int udp_bind(lua_State *L)
     int n = lua_gettop(L);
     cs_udp *u;
     const char *ip;
-    unsigned char addr[16];
-    cs_lookup tmp;
+    const char *err;
 
     if (n != 2)
         return luaL_error(L, "expecting 2 arguments, but got %d", n);
     u = udp_self(L);
     ip = lua_tostring(L, 2);
-    tmp.naddrs = 0;
-    if (ip != NULL && inet_pton(AF_INET, ip, addr) == 1)
-        cs_lookup_add(&tmp, AF_INET, addr, 0);
-    else if (ip != NULL && inet_pton(AF_INET6, ip, addr) == 1)
-        cs_lookup_add(&tmp, AF_INET6, addr, 0);
-    else
-        return cs_fail(L, "bad address");
-    if (u->bind_addr == NULL) {
-        u->bind_addr = malloc(sizeof(*u->bind_addr));
-        if (u->bind_addr == NULL)
-            return cs_fail(L, "no memory");
-    }
-    memcpy(u->bind_addr, &tmp.addrs[0], sizeof(*u->bind_addr));
-    u->bind_len = tmp.lens[0];
+    err = cs_bind_address(ip, 0, &u->bind_addr, &u->bind_len);
+    if (err != NULL)
+        return cs_fail(L, err);
     lua_pushboolean(L, 1);
     return 1;
 }
@@ -497,17 +485,6 @@ void cs_open_udp(lua_State *L, int mod)
                                        {NULL, NULL}};
     static const luaL_Reg funcs[] = {{"udp", udp_new}, {NULL, NULL}};
 
-    luaL_newmetatable(L, UDP_STATE_MT);
-    lua_pushcfunction(L, udp_state_gc);
-    lua_setfield(L, -2, "__gc");
-    lua_pushcfunction(L, udp_state_gc);
-    lua_setfield(L, -2, "__close");
-    lua_pop(L, 1);
-    luaL_newmetatable(L, UDP_MT);
-    lua_newtable(L);
-    lua_pushvalue(L, mod + 1);
-    cs_setfuncs(L, methods, 1);
-    lua_setfield(L, -2, "__index");
-    lua_pop(L, 1);
+    cs_socket_class(L, mod, UDP_MT, UDP_STATE_MT, udp_state_gc, methods);
     cs_register(L, mod, funcs);
 }
