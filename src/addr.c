@@ -12,7 +12,7 @@
 
 cs_lookup *cs_lookup_literal(void)
 {
-    cs_lookup *lk = calloc(1, sizeof(*lk));
+    cs_lookup *lk = cs_lookup_alloc(2); /* an IP, or localhost's two */
 
     if (lk != NULL)
         lk->finished = 1;
@@ -198,21 +198,26 @@ const char *cs_bind_address(const char *ip, int port,
                             struct sockaddr_storage **addr, socklen_t *len)
 {
     unsigned char bytes[16];
-    cs_lookup tmp;
+    cs_lookup *tmp = cs_lookup_literal();
+    const char *err = NULL;
 
-    tmp.naddrs = 0;
+    if (tmp == NULL)
+        return "no memory";
     if (ip != NULL && inet_pton(AF_INET, ip, bytes) == 1)
-        cs_lookup_add(&tmp, AF_INET, bytes, port);
+        cs_lookup_add(tmp, AF_INET, bytes, port);
     else if (ip != NULL && inet_pton(AF_INET6, ip, bytes) == 1)
-        cs_lookup_add(&tmp, AF_INET6, bytes, port);
+        cs_lookup_add(tmp, AF_INET6, bytes, port);
     else
-        return "bad address";
-    if (*addr == NULL) {
+        err = "bad address";
+    if (err == NULL && *addr == NULL) {
         *addr = malloc(sizeof(**addr));
         if (*addr == NULL)
-            return "no memory";
+            err = "no memory";
     }
-    memcpy(*addr, &tmp.addrs[0], sizeof(**addr));
-    *len = tmp.lens[0];
-    return NULL;
+    if (err == NULL) {
+        memcpy(*addr, &tmp->addrs[0], sizeof(**addr));
+        *len = tmp->lens[0];
+    }
+    free(tmp);
+    return err;
 }

@@ -221,8 +221,7 @@ static void lookup_store(cs_lookup *lk, struct ares_addrinfo *res)
         for (n = res->nodes; n != NULL; n = n->ai_next) {
             if ((n->ai_family == first) != (pass == 0))
                 continue;
-            if (lk->naddrs == CS_MAX_ADDRS ||
-                n->ai_addrlen > sizeof(lk->addrs[0]))
+            if (lk->naddrs == lk->cap || n->ai_addrlen > sizeof(lk->addrs[0]))
                 continue;
             memcpy(&lk->addrs[lk->naddrs], n->ai_addr, n->ai_addrlen);
             lk->lens[lk->naddrs++] = n->ai_addrlen;
@@ -255,6 +254,16 @@ static void resolver_on_addrinfo(void *arg, int status, int timeouts,
         lk->done(lk);
 }
 
+cs_lookup *cs_lookup_alloc(int cap)
+{
+    cs_lookup *lk =
+        calloc(1, sizeof(*lk) + (size_t)cap * sizeof(struct sockaddr_storage));
+
+    if (lk != NULL)
+        lk->cap = cap;
+    return lk;
+}
+
 cs_lookup *cs_resolve(cs_sched *s, const char *host, void (*done)(cs_lookup *),
                       void *data)
 {
@@ -264,7 +273,7 @@ cs_lookup *cs_resolve(cs_sched *s, const char *host, void (*done)(cs_lookup *),
 
     if (r == NULL)
         return NULL;
-    lk = calloc(1, sizeof(*lk));
+    lk = cs_lookup_alloc(CS_MAX_ADDRS);
     if (lk == NULL)
         return NULL;
     lk->s = s;

@@ -21,10 +21,13 @@ struct cs_lookup {
     int finished, orphan;
     int code;         /* 0, or nginx's resolver code (SPEC.md 2.4) */
     const char *text; /* nginx's text for code */
-    int naddrs;
-    struct sockaddr_storage addrs[CS_MAX_ADDRS];
+    int naddrs, cap;  /* addresses held, and room for */
     socklen_t lens[CS_MAX_ADDRS];
+    struct sockaddr_storage addrs[]; /* cap of them: literals take 1 or 2 */
 };
+
+/* A lookup with room for cap addresses (calloc'd; free() frees it). */
+cs_lookup *cs_lookup_alloc(int cap);
 
 /* Starts resolving host; *out is finished already when the answer came
  * at once (hosts file).  NULL: the resolver could not start. */

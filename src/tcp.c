@@ -162,7 +162,8 @@ static int tcp_new(lua_State *L)
 
     if (n != 0)
         return luaL_error(L, "expecting zero arguments, but got %d", n);
-    lua_createtable(L, 5, 0);
+    lua_createtable(L, 1,
+                    0); /* slot 1: the state; user fields go in the hash */
     tcp_new_state(L, s);
     lua_rawseti(L, -2, 1);
     luaL_getmetatable(L, TCP_MT);
@@ -377,7 +378,7 @@ static void tcp_on_conn_timeout(cs_op *op)
         return;
     }
     if (lk != NULL && !lk->finished) { /* still resolving */
-        cs_lookup *failed = calloc(1, sizeof(*failed));
+        cs_lookup *failed = cs_lookup_alloc(0);
         cs_lookup_drop(lk);
         t->lookup = failed;
         if (failed == NULL) {

@@ -106,11 +106,68 @@ function ngx.log(level, ...)
                   "] cosocket: ", concat(parts), "\n")
 end
 
--- ngx.exit: in the main chunk, flush and exit as resty-cli does
-function ngx.exit(code)
-  io_stdout:flush()
-  os.exit(code == 0 and 0 or (tonumber(code) or 1))
+-- ngx.exit: in the main chunk, flush and exit as resty-cli does; inside a
+-- handler (a coroutine) it ends the handler by raising ngx.EXIT, a table
+-- that cosocket.run re-raises unchanged to its caller (bin/cosocket turns
+-- it into the exit status). In a light thread or a timer it ends that one
+-- only, reported as an error.
+local running = coroutine.running
+local exit_mt = { __tostring = function(e) return "ngx.exit(" .. tostring(e.code) .. ")" end }
+
+-- is v what ngx.exit raised? Then its code.
+function ngx.is_exit(v)
+  if type(v) == "table" and getmetatable(v) == exit_mt then return v.code end
+  return nil
 end
+
+function ngx.exit(code)
+  code = tonumber(code) or 1
+  local co, main = running()
+  if co == nil or main then -- the main chunk (5.1/LuaJIT: no coroutine; 5.4: main)
+    io_stdout:flush()
+    os.exit(code == 0 and 0 or code)
+  end
+  error(setmetatable({ code = code }, exit_mt), 0)
+end
+
+-- What lua-resty-http reads at load time (SPEC P2.2): there is no request
+-- here. ngx.var is empty (reads give nil; writes raise as ngx does for an
+-- unknown variable); ngx.header takes writes and does nothing; the
+-- ngx.req functions raise, naming themselves.
+local function missing(name)
+  return function()
+    error(name .. " is not available outside nginx (no request in cosocket)", 2)
+  end
+end
+
+ngx.req = {}
+for _, f in ipairs({ "socket", "get_headers", "get_method", "set_method", "get_uri_args",
+                     "set_uri_args", "get_post_args", "read_body", "discard_body",
+                     "get_body_data", "get_body_file", "set_body_data", "set_body_file",
+                     "init_body", "append_body", "finish_body", "set_header",
+                     "clear_header", "raw_header", "http_version", "start_time",
+                     "is_internal", "set_uri" }) do
+  ngx.req[f] = missing("ngx.req." .. f)
+end
+for _, f in ipairs({ "redirect", "exec", "send_headers", "eof", "on_abort" }) do
+  ngx[f] = missing("ngx." .. f)
+end
+ngx.var = setmetatable({}, {
+  __newindex = function(_, name)
+    error('variable "' .. tostring(name) .. '" not found for writing '
+          .. "(ngx.var is empty in cosocket)", 2)
+  end,
+})
+ngx.header = {}
+ngx.status = 0
+ngx.ctx = {}
+ngx.HTTP_OK, ngx.HTTP_CREATED, ngx.HTTP_NO_CONTENT = 200, 201, 204
+ngx.HTTP_MOVED_PERMANENTLY, ngx.HTTP_MOVED_TEMPORARILY = 301, 302
+ngx.HTTP_BAD_REQUEST, ngx.HTTP_UNAUTHORIZED, ngx.HTTP_FORBIDDEN = 400, 401, 403
+ngx.HTTP_NOT_FOUND, ngx.HTTP_INTERNAL_SERVER_ERROR = 404, 500
+ngx.HTTP_BAD_GATEWAY, ngx.HTTP_SERVICE_UNAVAILABLE = 502, 503
+ngx.HTTP_GET, ngx.HTTP_HEAD, ngx.HTTP_PUT, ngx.HTTP_POST = 2, 4, 16, 8
+ngx.HTTP_DELETE = 32
 
 ngx.worker = {
   exiting = function() return cs.exiting() end,
@@ -645,6 +702,150 @@ ngx.shared = setmetatable({}, {
     return dict
   end,
 })
+
+-- table.new, table.clear and bit, which the lua-resty-* clients require
+-- unconditionally, into package.preload where absent (LuaJIT's built-ins,
+-- or a bit module installed, are never replaced) (DECISIONS.md 8)
+local function absent(name)
+  if package.loaded[name] ~= nil or package.preload[name] ~= nil then return false end
+  return not pcall(require, name)
+end
+
+if absent("table.new") then
+  package.preload["table.new"] = function()
+    local function new() return {} end -- no preallocation on PUC Lua
+    table.new = new -- luacheck: ignore 142 (as LuaJIT's: the table library gets it)
+    return new
+  end
+end
+
+if absent("table.clear") then
+  package.preload["table.clear"] = function()
+    local next_ = next
+    local function clear(t)
+      local k = next_(t)
+      while k ~= nil do
+        t[k] = nil
+        k = next_(t)
+      end
+    end
+    table.clear = clear -- luacheck: ignore 142
+    return clear
+  end
+end
+
+-- bit: LuaBitOp's functions in plain Lua (32-bit, results signed), four
+-- bits at a time through 16x16 tables; enough for the clients' hashing
+-- and packing on PUC Lua
+local function make_bit()
+  local fmod = math.fmod
+  local toint = math.tointeger or function(v) return v end -- luacheck: ignore 143
+  local M32, M31 = 4294967296, 2147483648
+
+  local function u32(x)
+    x = tonumber(x) or error("bad argument (number expected)", 3)
+    local f = floor(x) -- LuaBitOp rounds, half to even
+    local d = x - f
+    if d > 0.5 or (d == 0.5 and f % 2 == 1) then f = f + 1 end
+    return f % M32
+  end
+
+  local function tobit(x)
+    x = u32(x)
+    if x >= M31 then x = x - M32 end
+    return toint(x)
+  end
+
+  local nib_and, nib_or, nib_xor = {}, {}, {}
+  for a = 0, 15 do
+    for b = 0, 15 do
+      local r_and, r_or, r_xor, p = 0, 0, 0, 1
+      for i = 0, 3 do
+        local x, y = floor(a / 2 ^ i) % 2, floor(b / 2 ^ i) % 2
+        if x == 1 and y == 1 then r_and = r_and + p end
+        if x == 1 or y == 1 then r_or = r_or + p end
+        if x ~= y then r_xor = r_xor + p end
+        p = p * 2
+      end
+      nib_and[a * 16 + b], nib_or[a * 16 + b], nib_xor[a * 16 + b] = r_and, r_or, r_xor
+    end
+  end
+
+  local function op2(tbl, a, b)
+    local r, p = 0, 1
+    for _ = 1, 8 do
+      local x, y = a % 16, b % 16
+      r = r + tbl[x * 16 + y] * p
+      a, b, p = (a - x) / 16, (b - y) / 16, p * 16
+    end
+    return r
+  end
+
+  local function fold(tbl)
+    return function(x, ...)
+      local r = u32(x)
+      for i = 1, select("#", ...) do r = op2(tbl, r, u32((select(i, ...)))) end
+      return tobit(r)
+    end
+  end
+
+  local bit = { tobit = tobit }
+  bit.band = fold(nib_and)
+  bit.bor = fold(nib_or)
+  bit.bxor = fold(nib_xor)
+
+  function bit.bnot(x) return tobit(M32 - 1 - u32(x)) end
+
+  local function shift_count(n) return u32(n) % 32 end
+
+  function bit.lshift(x, n) return tobit(u32(x) * 2 ^ shift_count(n)) end
+  function bit.rshift(x, n) return tobit(floor(u32(x) / 2 ^ shift_count(n))) end
+  function bit.arshift(x, n) return tobit(floor(tobit(x) / 2 ^ shift_count(n))) end
+
+  function bit.rol(x, n)
+    x, n = u32(x), shift_count(n)
+    return tobit(x * 2 ^ n % M32 + floor(x / 2 ^ (32 - n)))
+  end
+
+  function bit.ror(x, n)
+    x, n = u32(x), shift_count(n)
+    return tobit(floor(x / 2 ^ n) + x * 2 ^ (32 - n) % M32)
+  end
+
+  function bit.bswap(x)
+    x = u32(x)
+    local b0, b1, b2 = x % 256, floor(x / 256) % 256, floor(x / 65536) % 256
+    local b3 = floor(x / 16777216)
+    return tobit(((b0 * 256 + b1) * 256 + b2) * 256 + b3)
+  end
+
+  function bit.tohex(x, n)
+    n = n == nil and 8 or tobit(n)
+    local digits = "0123456789abcdef"
+    if n < 0 then n, digits = -n, "0123456789ABCDEF" end
+    if n > 8 then n = 8 end
+    x = u32(x)
+    local out = {}
+    for i = n, 1, -1 do
+      local d = fmod(x, 16)
+      out[i] = digits:sub(d + 1, d + 1)
+      x = (x - d) / 16
+    end
+    return concat(out)
+  end
+
+  return bit
+end
+
+if absent("bit") then
+  package.preload["bit"] = make_bit
+end
+
+-- lua-resty-string's FFI modules look OpenSSL's symbols up in ffi.C
+if rawget(_G, "jit") then
+  local ok, ffi = pcall(require, "ffi")
+  if ok then pcall(ffi.load, "libcrypto.so.3", true) end
+end
 
 if rawget(_G, "ngx") == nil then
   rawset(_G, "ngx", ngx)
