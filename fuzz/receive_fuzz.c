@@ -16,8 +16,9 @@
  *       more often, a new 32k block is an mmap in ASan's allocator: slow)
  *   h1: count or receiveany's max 1 + h1 % 32; receiveuntil's size h1 % 17
  *   h2: pattern length - 1: bits 0-2 (alphabet), 0-3 (literal); bit 3 the
- *       alphabet: "ab" or "ab\r\n"; bits 4-7 all set: empty the buffer
- *       cache after (not more often: LeakSanitizer runs on the next input)
+ *       alphabet: "ab" or "ab\r\n"; bits 4-7 all set: lua_close (no
+ *       buffer cache, and the cache is emptied after; not more often, as
+ *       LeakSanitizer then runs on the next input)
  *   h3: bits 0-5, literal data only: how it is split (0: one chunk; else
  *       chunks of 1 to 1 + (h3 & 15) bytes; bit 4 short reads, bit 5
  *       EAGAINs, drawn); bit 6 receiveuntil: each call passes its own size
@@ -68,7 +69,7 @@ typedef struct fz_chunk {
 typedef struct fz_input {
     fz_read rd;
     int want_mode;
-    int lua_close; /* empty the buffer cache after the input */
+    int lua_close; /* no buffer cache; empty it after the input */
     char pat[PAT_MAX];
     char *stream;
     size_t len;
@@ -266,7 +267,7 @@ static int read_progress(fz_sock *k)
     cs_buffer *b = &k->buf;
 
     for (;;) {
-        size_t room;
+        size_t room, want;
         long n;
         char *p;
         int short_read;
@@ -282,10 +283,11 @@ static int read_progress(fz_sock *k)
             k->may_read = 1;
             continue;
         }
-        p = cs_buffer_reserve(b, k->cache, read_want(k), &room);
+        want = read_want(k);
+        p = cs_buffer_reserve(b, k->cache, want, &room);
         if (p == NULL)
             fail("cs_buffer_reserve: no memory");
-        if (room < read_want(k))
+        if (room < want)
             fail("cs_buffer_reserve: less room than asked for");
         if (p != b->data + b->end || room > b->cap - b->end)
             fail("cs_buffer_reserve: room is not after the unread bytes");
@@ -387,7 +389,7 @@ static void run_reads(const fz_input *in, const fz_chunk *chunks,
 
     memset(&k, 0, sizeof(k));
     k.in = in;
-    k.cache = &sched_cache;
+    k.cache = in->lua_close ? NULL : &sched_cache; /* NULL: plain malloc */
     k.may_read = 1;
     k.chunks = chunks;
     k.nchunks = nchunks;
@@ -426,8 +428,8 @@ static void run_reads(const fz_input *in, const fz_chunk *chunks,
     }
     if (k.sent != in->len || k.chunk != nchunks)
         fail("the stream was not read to its end");
-    if (k.consumed != in->len && rd->kind != CS_PAT_UNTIL)
-        fail("bytes left unconsumed");
+    if (in->len - k.consumed != (u != NULL ? (size_t)u->state : 0))
+        fail("bytes left unconsumed (until: other than its held prefix)");
     cs_buffer_release(&k.buf, k.cache);
     free(u);
     if (recvs != NULL) {
