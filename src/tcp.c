@@ -450,7 +450,11 @@ static void tcp_pool_options(lua_State *L, int idx, int *size, int *backlog)
 /* Keeps the pool key of this connection (SPEC.md 2.1 step 6). */
 static int tcp_set_key(cs_tcp *t, const char *key, size_t klen)
 {
-    char *k = malloc(klen + 1);
+    char *k;
+
+    if (t->key != NULL && t->klen == klen && memcmp(t->key, key, klen) == 0)
+        return 1; /* the same pool again: no allocation per connect */
+    k = malloc(klen + 1);
 
     if (k == NULL)
         return 0;
