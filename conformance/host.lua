@@ -71,7 +71,7 @@ for i = 2, #arg do
       local ok, rerr = pcall(cs.run, function()
         H.call_case(fn, emit, ngx.null, cs.pcall)
       end)
-      if not ok then
+      if not ok and not ngx.is_exit(rerr) then -- ngx.exit ends a case
         emit("HOST-ERROR cosocket.run raised " .. H.value(rerr, ngx.null))
       end
     end

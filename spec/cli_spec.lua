@@ -95,6 +95,15 @@ describe("bin/cosocket", function()
     assert.equal(0, status0)
   end)
 
+  it("exits with the code of ngx.exit in a light thread, the others ended", function()
+    local out, err, status = cosocket("-e " .. q("ngx.thread.spawn(function() ngx.sleep(0.01); "
+                                        .. "ngx.print('thread'); ngx.exit(5) end); "
+                                        .. "ngx.sleep(1); print('entry woke')"))
+    assert.equal("", err)
+    assert.equal(5, status)
+    assert.equal("thread", out)
+  end)
+
   it("exits with 1 on an uncaught error, its traceback on stderr", function()
     local script = write("boom.lua", "local function f() error('boom') end\nf()\n")
     local out, err, status = cosocket(q(script))

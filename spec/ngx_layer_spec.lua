@@ -136,6 +136,77 @@ describe("ngx.exit inside a handler", function()
     local _, err = pcall(cs.run, function() ngx.exit(0) end)
     assert.equal(0, ngx.is_exit(err))
   end)
+
+  it("passes through pcall: nothing after it runs", function()
+    local seen = {}
+    local ok, err = pcall(cs.run, function()
+      seen[#seen + 1] = pcall(ngx.exit, 4)
+      seen[#seen + 1] = "after pcall"
+    end)
+    assert.is_false(ok)
+    assert.equal(4, ngx.is_exit(err))
+    assert.same({}, seen)
+  end)
+
+  it("in a light thread ends the handler with all its threads", function()
+    local seen = {}
+    local sock_closed
+    local ok, err = pcall(cs.run, function()
+      local sock = ngx.socket.tcp()
+      sock_closed = function() return select(2, sock:send("x")) end
+      ngx.thread.spawn(function()
+        ngx.sleep(0.05)
+        seen[#seen + 1] = "sibling woke"
+      end)
+      ngx.thread.spawn(function()
+        ngx.thread.spawn(function()
+          ngx.sleep(0.05)
+          seen[#seen + 1] = "grandchild woke"
+        end)
+        ngx.sleep(0.01)
+        seen[#seen + 1] = "exiting"
+        ngx.exit(7)
+        seen[#seen + 1] = "after exit"
+      end)
+      ngx.sleep(0.1)
+      seen[#seen + 1] = "entry woke"
+    end)
+    assert.is_false(ok)
+    assert.equal(7, ngx.is_exit(err))
+    assert.same({ "exiting" }, seen)
+    assert.equal("closed", sock_closed()) -- the handler's sockets closed
+    cs.sleep(0.08) -- nothing left to wake up later
+    assert.same({ "exiting" }, seen)
+    assert.equal(0, ngx.timer.running_count())
+  end)
+
+  it("in a timer ends that callback and its threads, unreported", function()
+    local seen = {}
+    cs.run(function()
+      ngx.timer.at(0, function()
+        ngx.thread.spawn(function()
+          ngx.sleep(0.03)
+          seen[#seen + 1] = "timer sibling woke"
+        end)
+        ngx.thread.spawn(function()
+          ngx.sleep(0.01)
+          seen[#seen + 1] = "timer thread exits"
+          ngx.exit(0)
+        end)
+        ngx.sleep(0.05)
+        seen[#seen + 1] = "timer entry woke"
+      end)
+      ngx.timer.at(0.02, function()
+        seen[#seen + 1] = "second timer exits"
+        ngx.exit(444)
+        seen[#seen + 1] = "second timer went on"
+      end)
+      ngx.sleep(0.08)
+      seen[#seen + 1] = "handler goes on"
+    end)
+    assert.same({ "timer thread exits", "second timer exits", "handler goes on" }, seen)
+    assert.equal(0, ngx.timer.running_count())
+  end)
 end)
 
 describe("libcrypto for lua-resty-string", function()

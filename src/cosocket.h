@@ -34,7 +34,7 @@ typedef void (*cs_cancel_fn)(cs_op *op);
 /* Extra work when the operation is armed (join a waiters queue). C only. */
 typedef void (*cs_arm_fn)(cs_op *op);
 
-enum { CS_OP_PLAIN = 0, CS_OP_DEFER, CS_OP_POST };
+enum { CS_OP_PLAIN = 0, CS_OP_DEFER, CS_OP_POST, CS_OP_EXIT };
 
 /* A pending operation: the one thing a light thread (or main) waits on.
  * It lives inside the object that owns it (socket, thread, semaphore), so
@@ -109,6 +109,7 @@ struct cs_handler {
     cs_handler *from; /* handler of the timer that created it */
     cs_owned *owned;  /* closed when it ends (main: never) */
     cs_handler *next, *prev;
+    int exit_ref; /* what exit_handler() raises: run() re-raises it */
     unsigned char done, failed, is_timer, premature;
 };
 

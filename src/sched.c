@@ -389,6 +389,11 @@ void cs_resume_thread(cs_sched *s, cs_thread *th, int nargs)
     if (rc == LUA_YIELD) {
         if (op != NULL && nres >= 1 &&
             lua_touserdata(th->co, -nres) == &wait_sentinel) {
+            if (op->kind == CS_OP_EXIT) { /* it ended its handler */
+                lua_settop(th->co, 0);
+                cs_thread_kill(th);
+                return;
+            }
             th->nanchors = nres;
             if (th->nchain > 0)
                 chain_set(s, th, 1);

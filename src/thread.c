@@ -18,6 +18,7 @@ cs_handler *cs_handler_new(cs_sched *s)
         return NULL;
     h->s = s;
     h->entry_ref = LUA_NOREF;
+    h->exit_ref = LUA_NOREF;
     h->next = s->handlers;
     if (s->handlers != NULL)
         s->handlers->prev = h;
@@ -35,8 +36,10 @@ static void handler_free(cs_handler *h)
         s->handlers = h->next;
     if (h->next != NULL)
         h->next->prev = h->prev;
-    if (s->aux != NULL)
+    if (s->aux != NULL) {
         luaL_unref(s->aux, LUA_REGISTRYINDEX, h->entry_ref);
+        luaL_unref(s->aux, LUA_REGISTRYINDEX, h->exit_ref);
+    }
     free(h);
 }
 
@@ -266,7 +269,7 @@ void cs_thread_ended(cs_sched *s, cs_thread *th, int ok, int nres)
     th->nres = ok ? nres : 1;
     handler_unlink(th);
     children_detach(th);
-    if (!ok && (!is_entry || h->is_timer))
+    if (!ok && (!is_entry || h->is_timer) && h->exit_ref == LUA_NOREF)
         cs_report_error(th->co, s,
                         is_entry ? "timer callback aborted"
                                  : "light thread aborted");
@@ -450,7 +453,11 @@ static int run_results(lua_State *L, cs_op *op)
     int n;
 
     h->waiter = NULL;
-    if (!entry->failed) {
+    if (h->exit_ref != LUA_NOREF) {
+        lua_pushboolean(L, 0);
+        lua_rawgeti(L, LUA_REGISTRYINDEX, h->exit_ref);
+        n = 2;
+    } else if (!entry->failed) {
         n = entry->nres;
         lua_pushboolean(L, 1);
         lua_checkstack(L, n + 2);
@@ -525,6 +532,46 @@ static int thread_run(lua_State *L)
     return cs_wait(L, &me->op);
 }
 
+/* exit_handler(v): ngx.exit in a handler (SPEC 10.2: a light thread
+ * calling ngx.exit aborts its handler with every light thread in it).
+ * Kills the other threads of the caller's handler, remembers v and ends
+ * the caller's thread; a run() waiting for the handler re-raises v.  Returns
+ * false for the main chunk and its light threads: the caller then ends the
+ * process, as resty-cli does. */
+static int thread_exit_handler(lua_State *L)
+{
+    cs_sched *s = cs_sched_get(L);
+    cs_thread *me = s->current, *th;
+    cs_handler *h;
+
+    luaL_checkany(L, 1);
+    if (me == NULL || me->handler == &s->main_handler) {
+        lua_pushboolean(L, 0); /* the main chunk's: the caller exits */
+        return 1;
+    }
+    h = me->handler;
+    if (h->exit_ref == LUA_NOREF) {
+        lua_pushvalue(L, 1);
+        h->exit_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+    }
+    for (;;) { /* me stays alive, so h does too */
+        th = h->threads != me ? h->threads : me->h_next;
+        if (th == NULL)
+            break;
+        cs_thread_kill(th);
+    }
+    /* Then me ends as if killed: a yield passes a pcall (LuaJIT, and
+     * cosocket.pcall on 5.1) as ngx.exit's does; where none can be made,
+     * v is raised instead. */
+    if (!cs_can_yield(s, L)) {
+        lua_settop(L, 1);
+        return lua_error(L);
+    }
+    cs_op_init(&me->op, s, me, NULL);
+    me->op.kind = CS_OP_EXIT;
+    return cs_wait(L, &me->op);
+}
+
 static const char run_wrapper[] =
     "local run_c, error = ...\n"
     "local function finish(ok, ...)\n"
@@ -538,6 +585,7 @@ void cs_open_thread(lua_State *L, int mod)
     static const luaL_Reg funcs[] = {{"spawn", thread_spawn},
                                      {"wait", thread_wait},
                                      {"kill", thread_kill},
+                                     {"exit_handler", thread_exit_handler},
                                      {NULL, NULL}};
 
     luaL_newmetatable(L, THREAD_MT);

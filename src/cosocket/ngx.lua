@@ -106,12 +106,11 @@ function ngx.log(level, ...)
                   "] cosocket: ", concat(parts), "\n")
 end
 
--- ngx.exit: in the main chunk, flush and exit as resty-cli does; inside a
--- handler (a coroutine) it ends the handler by raising ngx.EXIT, a table
--- that cosocket.run re-raises unchanged to its caller (bin/cosocket turns
--- it into the exit status). In a light thread or a timer it ends that one
--- only, reported as an error.
-local running = coroutine.running
+-- ngx.exit: in the main chunk, flush and exit as resty-cli does. In any
+-- thread of a handler it ends the whole handler, its light threads killed
+-- (as in ngx_lua: no pcall stops it, nothing is reported); cosocket.run
+-- then raises a table to its caller, which ngx.is_exit recognises
+-- (bin/cosocket turns it into the exit status).
 local exit_mt = { __tostring = function(e) return "ngx.exit(" .. tostring(e.code) .. ")" end }
 
 -- is v what ngx.exit raised? Then its code.
@@ -122,12 +121,11 @@ end
 
 function ngx.exit(code)
   code = tonumber(code) or 1
-  local co, main = running()
-  if co == nil or main then -- the main chunk (5.1/LuaJIT: no coroutine; 5.4: main)
-    io_stdout:flush()
+  -- in a handler, exit_handler does not return
+  if not cs.exit_handler(setmetatable({ code = code }, exit_mt)) then
+    io_stdout:flush() -- the main chunk or one of its threads
     os.exit(code == 0 and 0 or code)
   end
-  error(setmetatable({ code = code }, exit_mt), 0)
 end
 
 -- What lua-resty-http reads at load time (SPEC P2.2): there is no request

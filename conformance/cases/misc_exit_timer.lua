@@ -1,0 +1,15 @@
+-- ngx.exit in a timer: in one of its threads it ends the callback and its
+-- threads; in the callback itself it ends just that; the request goes on
+ngx.timer.at(0, function()
+  ngx.thread.spawn(function() ngx.sleep(0.05) out("timer sibling woke") end)
+  ngx.thread.spawn(function() ngx.sleep(0.01) out("timer thread exits") ngx.exit(0) end)
+  ngx.sleep(0.1)
+  out("timer entry woke")
+end)
+ngx.timer.at(0.02, function()
+  out("second timer exits")
+  ngx.exit(444)
+  out("second timer goes on")
+end)
+ngx.sleep(0.2)
+out("request goes on")
