@@ -143,6 +143,13 @@ static void children_unlink(cs_thread *th)
     th->next_sibling = th->prev_sibling = NULL;
 }
 
+static void release_co(cs_thread *th)
+{
+    if (th->co_ref != LUA_NOREF && th->s->aux != NULL)
+        luaL_unref(th->s->aux, LUA_REGISTRYINDEX, th->co_ref);
+    th->co_ref = LUA_NOREF;
+}
+
 static void children_detach(cs_thread *th)
 {
     cs_thread *c = th->first_child, *next;
@@ -153,6 +160,8 @@ static void children_detach(cs_thread *th)
         c->linked = 0;
         c->parent = NULL;
         c->waiter = NULL;
+        if (c->state == CS_TH_ZOMBIE)
+            release_co(c); /* kept for a wait() that will never reap it */
     }
     th->first_child = NULL;
 }
@@ -170,13 +179,6 @@ static void handler_unlink(cs_thread *th)
     th->h_next = th->h_prev = NULL;
     h->nthreads--;
     th->s->nthreads--;
-}
-
-static void release_co(cs_thread *th)
-{
-    if (th->co_ref != LUA_NOREF && th->s->aux != NULL)
-        luaL_unref(th->s->aux, LUA_REGISTRYINDEX, th->co_ref);
-    th->co_ref = LUA_NOREF;
 }
 
 static int thread_gc(lua_State *L)
@@ -444,6 +446,15 @@ static int thread_kill(lua_State *L)
     return 1;
 }
 
+/* run's waiter killed (or the state closing): the handler goes on alone. */
+static void run_cancel(cs_op *op)
+{
+    cs_handler *h = op->aux;
+
+    h->waiter = NULL;
+    cs_handler_unref(h);
+}
+
 /* run: results of a handler, for the Lua wrapper that re-raises. */
 static int run_results(lua_State *L, cs_op *op)
 {
@@ -521,6 +532,7 @@ static int thread_run(lua_State *L)
     lua_settop(L, 0);
     cs_op_init(&me->op, s, h, run_results);
     me->op.aux = h;
+    me->op.on_cancel = run_cancel;
     h->waiter = &me->op;
     h->refs++;
     ev_now_update(s->loop); /* DECISIONS.md 3: entering run refreshes it */
