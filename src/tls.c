@@ -118,7 +118,9 @@ static const char *cfg_string(cs_sched *s, int ref)
  * at every handshake (DECISIONS.md 7). */
 static struct tls_config *tls_config_make(cs_sched *s, int mode)
 {
-    struct tls_config *cfg = tls_config_new();
+    /* tls_init here, not at require: OpenSSL's set-up costs ~2 ms that a
+     * script without TLS never pays (libtls runs it once per process) */
+    struct tls_config *cfg = tls_init() == 0 ? tls_config_new() : NULL;
     const char *ca = cfg_string(s, s->cfg.trusted_ref);
     const char *protocols = cfg_string(s, s->cfg.protocols_ref);
     const char *ciphers = cfg_string(s, s->cfg.ciphers_ref);
@@ -517,5 +519,4 @@ void cs_open_tls(lua_State *L, int mod)
     lua_pushvalue(L, mod + 1);
     cs_setfuncs(L, methods, 1);
     lua_pop(L, 2);
-    tls_init();
 }
