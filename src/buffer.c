@@ -7,21 +7,25 @@
 static char *cache_take(cs_buffer_cache *c, size_t *cap)
 {
     if (c != NULL && c->nfree > 0) {
-        *cap = CS_BUFFER_CHUNK;
-        return c->free[--c->nfree];
+        c->nfree--;
+        *cap = c->cap[c->nfree];
+        return c->free[c->nfree];
     }
     *cap = CS_BUFFER_CHUNK;
     return malloc(CS_BUFFER_CHUNK);
 }
 
+/* Grown buffers are kept too (up to a limit): a socket whose replies need
+ * 32 KiB takes one that size again next time instead of growing anew. */
 static void cache_give(cs_buffer_cache *c, char *data, size_t cap)
 {
-    if (c != NULL && cap == CS_BUFFER_CHUNK &&
+    if (c != NULL && cap <= CS_BUFFER_CACHE_MAX &&
         c->nfree < (int)(sizeof(c->free) / sizeof(c->free[0]))) {
-        c->free[c->nfree++] = data;
+        c->free[c->nfree] = data;
+        c->cap[c->nfree++] = cap;
         return;
     }
-    free(data); /* grown buffers are not kept: their size was one-off */
+    free(data);
 }
 
 char *cs_buffer_reserve(cs_buffer *b, cs_buffer_cache *c, size_t want,

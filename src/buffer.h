@@ -10,6 +10,7 @@
  * means plain malloc and free (lua_close). */
 typedef struct cs_buffer_cache {
     char *free[8];
+    size_t cap[8];
     int nfree;
 } cs_buffer_cache;
 
@@ -19,7 +20,8 @@ typedef struct cs_buffer {
     size_t cap;
 } cs_buffer;
 
-#define CS_BUFFER_CHUNK 16384
+#define CS_BUFFER_CHUNK     16384
+#define CS_BUFFER_CACHE_MAX 65536 /* larger ones are one-offs: freed */
 
 static inline size_t cs_buffer_len(const cs_buffer *b)
 {

@@ -27,8 +27,12 @@ typedef struct cs_resolver cs_resolver;
 typedef struct cs_owned cs_owned;
 
 /* Pushes the results of a finished operation on L and returns their count.
- * Never raises: it runs between two resumes, outside any protected call. */
+ * Never raises: it runs between two resumes, outside any protected call.
+ * CS_AGAIN instead: the operation is not over (a read woke up to too few
+ * bytes), nothing is pushed and the scheduler arms it again as it is set
+ * (fd, events, timeout) without resuming the thread. */
 typedef int (*cs_results_fn)(lua_State *L, cs_op *op);
+#define CS_AGAIN (-1)
 /* Undoes what arming did beyond the watchers (a queue slot, say). C only. */
 typedef void (*cs_cancel_fn)(cs_op *op);
 /* Extra work when the operation is armed (join a waiters queue). C only. */

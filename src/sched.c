@@ -337,16 +337,21 @@ int cs_wait(lua_State *L, cs_op *op)
     if (s->loop == NULL)
         return luaL_error(L, "cosocket: the Lua state is closing");
     if (s->current == NULL) {
+        int n;
         ev_now_update(s->loop); /* DECISIONS.md 3: entering a drive */
-        op_arm(op, &s->main);
-        if (!cs_drive_until(L, s, drive_op_done, op)) {
-            cs_op_cancel(op);
-            return luaL_error(L, "deadlock: nothing can complete this wait");
-        }
-        op->pending = 0;
-        op->done = 0;
-        s->main.waiting = NULL;
-        return op->results != NULL ? op->results(L, op) : 0;
+        do {
+            op_arm(op, &s->main);
+            if (!cs_drive_until(L, s, drive_op_done, op)) {
+                cs_op_cancel(op);
+                return luaL_error(L,
+                                  "deadlock: nothing can complete this wait");
+            }
+            op->pending = 0;
+            op->done = 0;
+            s->main.waiting = NULL;
+            n = op->results != NULL ? op->results(L, op) : 0;
+        } while (n == CS_AGAIN);
+        return n;
     }
     if (L != chain_top(s))
         return luaL_error(L, "cannot wait inside a nested coroutine: "
@@ -419,17 +424,21 @@ static void deliver(cs_sched *s, cs_thread *th)
     lua_State *co = th->co;
     int nres = 0, i;
 
-    th->waiting = NULL;
-    if (th->nchain > 0)
-        cs_chain_forget(s, th);
     if (op != NULL) {
         op->pending = 0;
         op->done = 0;
         if (op->results != NULL) {
             lua_checkstack(co, LUA_MINSTACK);
             nres = op->results(co, op);
+            if (nres == CS_AGAIN) {
+                op_arm(op, th); /* its chain, if any, is still known */
+                return;
+            }
         }
     }
+    th->waiting = NULL;
+    if (th->nchain > 0)
+        cs_chain_forget(s, th);
     for (i = 0; i < th->nanchors; i++)
         lua_remove(co, -(nres + 1));
     th->nanchors = 0;

@@ -304,23 +304,17 @@ static int read_progress(cs_tcp *t)
     }
 }
 
+/* Readable: the thread reads when it runs (receive_ready), so only the
+ * socket being read holds a buffer, not every socket that woke up. */
 static void tcp_on_readable(EV_P_ ev_io *w, int revents)
 {
     cs_op *op = cs_container_of(w, cs_op, io);
     cs_tcp *t = op->self;
-    size_t before = cs_buffer_len(&t->buf);
 
     (void)loop;
     (void)revents;
     t->may_read = 1;
-    if (read_progress(t)) {
-        cs_op_done(op);
-        return;
-    }
-    if (cs_buffer_len(&t->buf) != before) /* progress: inactivity timeout */
-        cs_op_retime(op, op->timeout);
-    if ((t->rd_want_write ? EV_WRITE : EV_READ) != op->events)
-        cs_op_watch(op, t->fd, t->rd_want_write ? EV_WRITE : EV_READ);
+    cs_op_done(op);
 }
 
 /* Pushes n bytes of line data without its CR bytes (ngx drops them all). */
@@ -388,6 +382,29 @@ static int receive_results(lua_State *L, cs_op *op)
     return 3;
 }
 
+/* Sets the read op up to wait for the socket (again). */
+static void read_arm(cs_tcp *t)
+{
+    cs_op *op = &t->rd;
+
+    op->fd = t->fd;
+    op->events = t->rd_want_write ? EV_WRITE : EV_READ;
+    /* the whole timeout again at every wake-up, as ngx re-adds its timer */
+    op->timeout = cs_tcp_timeout(t, t->read_ms, t->s->cfg.read_timeout);
+}
+
+/* The thread of a waiting read runs: read now, or wait again. */
+static int receive_ready(lua_State *L, cs_op *op)
+{
+    cs_tcp *t = op->self;
+
+    if (op->err == NULL && t->fd >= 0 && !read_progress(t)) {
+        read_arm(t);
+        return CS_AGAIN;
+    }
+    return receive_results(L, op);
+}
+
 /* Starts the read set up in t->scan: at once, or waits. */
 static int read_start(lua_State *L, cs_tcp *t)
 {
@@ -397,9 +414,7 @@ static int read_start(lua_State *L, cs_tcp *t)
     op->err = NULL; /* a timeout of the last read is not this one's */
     if (read_progress(t))
         return receive_results(L, op);
-    op->fd = t->fd;
-    op->events = t->rd_want_write ? EV_WRITE : EV_READ;
-    op->timeout = cs_tcp_timeout(t, t->read_ms, t->s->cfg.read_timeout);
+    read_arm(t);
     lua_settop(L, 1);
     return cs_wait(L, op);
 }
@@ -569,6 +584,6 @@ int cs_tcp_receiveuntil(lua_State *L)
 
 void cs_tcp_io_init(cs_tcp *t)
 {
-    cs_op_init(&t->rd, t->s, t, receive_results);
+    cs_op_init(&t->rd, t->s, t, receive_ready);
     ev_init(&t->rd.io, tcp_on_readable);
 }
