@@ -112,6 +112,14 @@ BENCH_PROGS = $(BUILD)/bench/line_server $(BUILD)/bench/raw_client \
 $(BUILD)/bench/%: bench/%.c $(BUILD)/flags
 	@mkdir -p $(BUILD)/bench
 	$(CC) $(FIXTURE_CFLAGS) -o $@ $<
+# W5 (TLS): line_server -tls serves with libtls, the raw C client is OpenSSL's
+BENCH_TLS_FLAGS = $(addprefix -I,$(DEP_INCDIRS)) $(addprefix -L,$(DEP_LIBDIRS))
+$(BUILD)/bench/line_server: bench/line_server.c $(BUILD)/flags
+	@mkdir -p $(BUILD)/bench
+	$(CC) $(FIXTURE_CFLAGS) $(BENCH_TLS_FLAGS) -o $@ $< -ltls
+$(BUILD)/bench/raw_client: bench/raw_client.c $(BUILD)/flags
+	@mkdir -p $(BUILD)/bench
+	$(CC) $(FIXTURE_CFLAGS) $(BENCH_TLS_FLAGS) -o $@ $< -lssl -lcrypto
 
 # the 5.4 build gets its own directory and headers (STYLE.md 6)
 build54:

@@ -2,11 +2,17 @@
  * bench/line_server.c: the bench's own peer server.
  *
  *     line_server [PORT]
+ *     line_server -tls CERT KEY [PORT]
  *
  * Listens on 127.0.0.1:PORT (default 0: any free port), prints exactly
  * "PORT <n>\n" on stdout, then serves until SIGTERM or SIGINT. One thread,
  * one level-triggered epoll loop, every socket nonblocking. It raises its
  * own RLIMIT_NOFILE to the hard limit (W3 holds 10,000 connections).
+ *
+ * With -tls (W5), every connection is TLS (libtls, TLS 1.2 and 1.3, the
+ * certificate chain and key from the PEM files CERT and KEY): the handshake
+ * runs inside the first read, the commands below are the same, and a
+ * connection is closed without close_notify.
  *
  * Per connection, each line received ("\n"-terminated) is a command:
  *   LINES <total> <len>   stream <total> bytes of <len>-byte lines
@@ -17,6 +23,7 @@
  *                         not streaming and half-close it (the server closes
  *                         first: the clients' ports get no TIME_WAIT), then
  *                         "ok\n" to this one
+ *   TLSVER                (with -tls) the protocol version, e.g. "TLSv1.3\n"
  *   anything else         echoed back, "\n" included (echo-lines mode)
  * <total> is rounded down to a multiple of <len>.
  */
@@ -24,6 +31,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -31,6 +39,7 @@
 #include <sys/epoll.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
+#include <tls.h>
 #include <unistd.h>
 
 /* the receiveuntil separator of W4 (bench/clients/common.lua: SEP) */
@@ -42,6 +51,8 @@
 
 typedef struct conn {
     int fd;
+    struct tls *tls;    /* -tls: the connection's context */
+    int read_wants_out; /* -tls: the last read wanted the socket writable */
     struct conn *next, *prev; /* all connections, for BCAST */
     size_t inlen;
     char in[INBUF];
@@ -57,6 +68,8 @@ typedef struct conn {
 static int epfd;
 static conn *conns;
 static volatile sig_atomic_t stop;
+static struct tls *tls_server_ctx; /* -tls */
+static int tls_errors;             /* reported on stderr: the first few */
 
 static void on_signal(int sig)
 {
@@ -73,6 +86,8 @@ static void die(const char *what)
 static void conn_close(conn *c)
 {
     epoll_ctl(epfd, EPOLL_CTL_DEL, c->fd, NULL);
+    if (c->tls != NULL)
+        tls_free(c->tls); /* no tls_close: no close_notify, as cosocket */
     close(c->fd);
     if (c->prev != NULL)
         c->prev->next = c->next;
@@ -95,12 +110,65 @@ static void conn_watch(conn *c, unsigned events)
         die("epoll_ctl");
 }
 
+static void tls_report(conn *c, const char *what)
+{
+    if (tls_errors++ < 10)
+        fprintf(stderr, "line_server: %s: %s\n", what,
+                tls_error(c->tls) != NULL ? tls_error(c->tls) : "failed");
+}
+
+/* send(2), or tls_write: n >= 0 bytes, or -1 with errno (EAGAIN: retry
+ * when the socket is writable; a TLS 1.2/1.3 write without renegotiation
+ * never waits for input) */
+static ssize_t conn_send(conn *c, const void *p, size_t len)
+{
+    ssize_t n;
+
+    if (c->tls == NULL)
+        return send(c->fd, p, len, MSG_NOSIGNAL);
+    n = tls_write(c->tls, p, len);
+    if (n >= 0)
+        return n;
+    if (n == TLS_WANT_POLLIN || n == TLS_WANT_POLLOUT) {
+        errno = EAGAIN;
+        return -1;
+    }
+    tls_report(c, "tls_write");
+    errno = EPIPE;
+    return -1;
+}
+
+/* recv(2), or tls_read (the handshake first): n > 0 bytes, 0 at the end,
+ * or -1 with errno (EAGAIN: wait; *want_out: for the socket writable) */
+static ssize_t conn_recv(conn *c, void *p, size_t len, int *want_out)
+{
+    ssize_t n;
+
+    *want_out = 0;
+    if (c->tls == NULL)
+        return recv(c->fd, p, len, 0);
+    n = tls_read(c->tls, p, len);
+    if (n >= 0)
+        return n;
+    if (n == TLS_WANT_POLLIN || n == TLS_WANT_POLLOUT) {
+        *want_out = n == TLS_WANT_POLLOUT;
+        errno = EAGAIN;
+        return -1;
+    }
+    /* a client closing without close_notify (or after a failed
+     * verification) lands here: an end, not worth a report, unless the
+     * handshake never finished */
+    if (tls_conn_version(c->tls) == NULL)
+        tls_report(c, "tls handshake");
+    errno = ECONNRESET;
+    return -1;
+}
+
 /* Writes what it can of the pending echo output: 0 ok, -1 to close. */
 static int out_flush(conn *c)
 {
     while (c->outoff < c->outlen) {
-        ssize_t n = send(c->fd, c->out + c->outoff, c->outlen - c->outoff,
-                         MSG_NOSIGNAL);
+        ssize_t n = conn_send(c, c->out + c->outoff, c->outlen - c->outoff);
         if (n > 0) {
             c->outoff += (size_t)n;
             continue;
@@ -125,7 +193,7 @@ static int out_write(conn *c, const char *p, size_t len)
     char *np;
 
     if (c->outlen == 0) {
-        ssize_t n = send(c->fd, p, len, MSG_NOSIGNAL);
+        ssize_t n = conn_send(c, p, len);
         if (n == (ssize_t)len)
             return 0;
         if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
@@ -155,7 +223,7 @@ static int stream_flush(conn *c)
 
         if (len > c->remain)
             len = (size_t)c->remain;
-        n = send(c->fd, c->block + c->blockoff, len, MSG_NOSIGNAL);
+        n = conn_send(c, c->block + c->blockoff, len);
         if (n > 0) {
             c->remain -= (unsigned long long)n;
             c->blockoff = (c->blockoff + (size_t)n) % c->blocklen;
@@ -236,7 +304,13 @@ static int run_lines(conn *c)
             rc = stream_start(c, line + 6, 1);
         else if (strncmp(line, "BCAST", 5) == 0)
             rc = broadcast(c);
-        else {
+        else if (c->tls != NULL && strcmp(line, "TLSVER") == 0) {
+            const char *v = tls_conn_version(c->tls);
+            char reply[64];
+            int rlen =
+                snprintf(reply, sizeof(reply), "%s\n", v != NULL ? v : "none");
+            rc = out_write(c, reply, (size_t)rlen);
+        } else {
             line[len - 1] = '\n';
             rc = out_write(c, line, len);
         }
@@ -259,8 +333,8 @@ static int run_lines(conn *c)
 static void on_readable(conn *c)
 {
     for (;;) {
-        ssize_t n = recv(c->fd, c->in + c->inlen, INBUF - c->inlen, 0);
-        int rc;
+        int rc, want_out;
+        ssize_t n = conn_recv(c, c->in + c->inlen, INBUF - c->inlen, &want_out);
 
         if (n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK &&
                        errno != EINTR)) {
@@ -270,6 +344,10 @@ static void on_readable(conn *c)
         if (n < 0) {
             if (errno == EINTR)
                 continue;
+            if (want_out) { /* a TLS read (the handshake) must write */
+                c->read_wants_out = 1;
+                conn_watch(c, EPOLLIN | EPOLLOUT);
+            }
             return;
         }
         c->inlen += (size_t)n;
@@ -278,13 +356,17 @@ static void on_readable(conn *c)
             conn_close(c);
             return;
         }
-        if (rc > 0 || c->inlen < INBUF)
-            return; /* level-triggered: more input wakes us again */
+        /* level-triggered: more input wakes us again, but what libtls
+         * has read from the socket already does not: TLS reads on */
+        if (rc > 0 || (c->inlen < INBUF && c->tls == NULL))
+            return;
     }
 }
 
 static void on_accept(int lfd)
 {
+    static const int one = 1;
+
     for (;;) {
         struct epoll_event ev;
         conn *c;
@@ -304,6 +386,21 @@ static void on_accept(int lfd)
             continue;
         }
         c->fd = fd;
+        /* TLS: TCP_NODELAY, or the reply after the two TLS 1.3 session
+         * tickets (two writes) waits for the client's delayed ACK */
+        if (tls_server_ctx != NULL &&
+            (setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one)) != 0 ||
+             tls_accept_socket(tls_server_ctx, &c->tls, fd) != 0)) {
+            fprintf(stderr, "line_server: TLS accept: %s\n",
+                    c->tls == NULL && tls_error(tls_server_ctx) != NULL
+                        ? tls_error(tls_server_ctx)
+                        : strerror(errno));
+            if (c->tls != NULL)
+                tls_free(c->tls);
+            free(c);
+            close(fd);
+            continue;
+        }
         c->next = conns;
         if (conns != NULL)
             conns->prev = c;
@@ -322,8 +419,27 @@ int main(int argc, char **argv)
     struct epoll_event ev, evs[256];
     struct rlimit rl;
     struct sigaction act;
-    int lfd, one = 1;
+    int lfd, one = 1, argi = 1;
     static int listener_tag;
+
+    if (argc >= 4 && strcmp(argv[1], "-tls") == 0) {
+        struct tls_config *cfg = tls_config_new();
+
+        if (cfg == NULL ||
+            tls_config_set_protocols(cfg, TLS_PROTOCOL_TLSv1_2 |
+                                              TLS_PROTOCOL_TLSv1_3) != 0 ||
+            tls_config_set_keypair_file(cfg, argv[2], argv[3]) != 0 ||
+            (tls_server_ctx = tls_server()) == NULL ||
+            tls_configure(tls_server_ctx, cfg) != 0) {
+            fprintf(stderr, "line_server: tls setup: %s\n",
+                    tls_server_ctx != NULL ? tls_error(tls_server_ctx)
+                    : cfg != NULL          ? tls_config_error(cfg)
+                                           : "out of memory");
+            return 1;
+        }
+        tls_config_free(cfg);
+        argi = 4;
+    }
 
     if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
         rl.rlim_cur = rl.rlim_max;
@@ -338,7 +454,7 @@ int main(int argc, char **argv)
     memset(&sa, 0, sizeof(sa));
     sa.sin_family = AF_INET;
     sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    sa.sin_port = htons((unsigned short)(argc > 1 ? atoi(argv[1]) : 0));
+    sa.sin_port = htons((unsigned short)(argc > argi ? atoi(argv[argi]) : 0));
     lfd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (lfd < 0)
         die("socket");
@@ -386,8 +502,13 @@ int main(int argc, char **argv)
                     conn_close(c);
                     continue;
                 }
-                if (c->outlen == 0)
+                if (c->outlen == 0 && !c->read_wants_out)
                     conn_watch(c, EPOLLIN);
+            }
+            if ((e & EPOLLOUT) && c->read_wants_out) {
+                c->read_wants_out = 0;
+                conn_watch(c, c->outlen > 0 ? EPOLLIN | EPOLLOUT : EPOLLIN);
+                e |= EPOLLIN; /* retry the read */
             }
             if (e & (EPOLLIN | EPOLLERR | EPOLLHUP))
                 on_readable(c);
@@ -397,5 +518,6 @@ int main(int argc, char **argv)
         conn_close(conns);
     close(lfd);
     close(epfd);
+    tls_free(tls_server_ctx);
     return 0;
 }

@@ -11,6 +11,16 @@
  *                                      RSS growth; then BCAST ends them
  *     raw_client lines PORT TOTAL LEN  line_server LINES: count the lines
  *     raw_client parts PORT TOTAL LEN  line_server PARTS: count the parts
+ *     raw_client tls-rt PORT C N CA    TLS (W5): C connections to line_server
+ *                                      -tls, handshakes before the timed
+ *                                      section, N "PING\n" line roundtrips
+ *     raw_client tls-churn PORT C N CA C at a time: connect, TLS handshake,
+ *                                      one line roundtrip, close; N in all
+ *
+ * TLS is OpenSSL's, one SSL_CTX made before the timed section (as nginx
+ * makes its own at start-up): TLS 1.2 or 1.3, the peer's chain verified
+ * against the PEM file CA and its name against "localhost" (SNI the same),
+ * no session reuse, closed without close_notify (as cosocket and ngx_lua).
  *
  * Connects to 127.0.0.1:PORT. Prints one line on stdout:
  *     RESULT ops=<n> cpu=<s> wall=<s> [rss_per_conn=<bytes>]
@@ -22,6 +32,8 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -34,7 +46,9 @@
 #define SEP_LEN (sizeof(SEP) - 1)
 
 typedef struct conn {
-    int fd, state; /* churn: 0 connecting, 1 reading */
+    int fd, state; /* churn: 0 connecting, 1 reading; tls-churn: 0
+                      connecting, 1 handshaking, 2 reading */
+    SSL *ssl;      /* TLS */
     long left;     /* roundtrips to go */
     size_t have, need;
     char *buf;
@@ -388,11 +402,190 @@ static void run_stream(int parts, long long total, long len)
     result(count, "");
 }
 
+/* ---- TLS (W5) ----------------------------------------------------------- */
+
+static SSL_CTX *ssl_ctx;
+
+static void tls_die(const char *what)
+{
+    fprintf(stderr, "raw_client: %s failed\n", what);
+    ERR_print_errors_fp(stderr);
+    exit(1);
+}
+
+static void tls_setup(const char *ca)
+{
+    ssl_ctx = SSL_CTX_new(TLS_client_method());
+    if (ssl_ctx == NULL ||
+        SSL_CTX_set_min_proto_version(ssl_ctx, TLS1_2_VERSION) != 1 ||
+        SSL_CTX_load_verify_locations(ssl_ctx, ca, NULL) != 1)
+        tls_die("SSL_CTX setup");
+    SSL_CTX_set_verify(ssl_ctx, SSL_VERIFY_PEER, NULL);
+    SSL_CTX_set_session_cache_mode(ssl_ctx, SSL_SESS_CACHE_OFF);
+    set_kind("line");
+}
+
+static SSL *tls_new(int fd)
+{
+    SSL *ssl = SSL_new(ssl_ctx);
+
+    if (ssl == NULL || SSL_set_fd(ssl, fd) != 1 ||
+        SSL_set_tlsext_host_name(ssl, "localhost") != 1 ||
+        SSL_set1_host(ssl, "localhost") != 1)
+        tls_die("SSL_new");
+    SSL_set_connect_state(ssl);
+    return ssl;
+}
+
+/* r from an SSL call: 0 to wait for the socket, else dies */
+static int tls_wait(SSL *ssl, int r, const char *what)
+{
+    int e = SSL_get_error(ssl, r);
+
+    if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE)
+        return 0;
+    if (e == SSL_ERROR_SSL && SSL_get_verify_result(ssl) != X509_V_OK)
+        fprintf(stderr, "raw_client: verify: %s\n",
+                X509_verify_cert_error_string(SSL_get_verify_result(ssl)));
+    if (e == SSL_ERROR_ZERO_RETURN || (e == SSL_ERROR_SYSCALL && r == 0))
+        fprintf(stderr, "raw_client: %s: closed\n", what);
+    tls_die(what);
+    return 0;
+}
+
+static void tls_send_req(conn *c)
+{
+    int r = SSL_write(c->ssl, req, (int)req_len);
+
+    /* a small request on a fresh socket: the kernel takes it whole */
+    if (r != (int)req_len)
+        tls_die("SSL_write");
+}
+
+/* Reads a "\n"-terminated line into c->buf: 1 when it is complete. */
+static int tls_read_line(conn *c)
+{
+    for (;;) {
+        int r = SSL_read(c->ssl, c->buf + c->have, (int)(bufsize - c->have));
+
+        if (r > 0) {
+            c->have += (size_t)r;
+            if (reply_done(c, 1))
+                return 1;
+            if (c->have == bufsize) {
+                fprintf(stderr, "raw_client: reply too long\n");
+                exit(1);
+            }
+            continue;
+        }
+        return tls_wait(c->ssl, r, "SSL_read");
+    }
+}
+
+static void run_tls_rt(int nconn, long total, const char *ca)
+{
+    long per = total / nconn, done = 0, target = per * nconn;
+    int i;
+    conn **cs = calloc((size_t)nconn, sizeof(*cs));
+
+    if (cs == NULL)
+        die("calloc");
+    tls_setup(ca);
+    for (i = 0; i < nconn; i++) { /* blocking handshakes, untimed */
+        cs[i] = conn_new(connect_blocking());
+        cs[i]->ssl = tls_new(cs[i]->fd);
+        if (SSL_connect(cs[i]->ssl) != 1)
+            tls_die("SSL_connect");
+        set_nonblock(cs[i]->fd);
+        cs[i]->left = per;
+        watch(cs[i], EPOLL_CTL_ADD, EPOLLIN);
+    }
+    timer_start();
+    for (i = 0; i < nconn; i++)
+        tls_send_req(cs[i]);
+    while (done < target) {
+        int n = epoll_wait(epfd, evs, 1024, -1);
+
+        if (n < 0 && errno != EINTR)
+            die("epoll_wait");
+        for (i = 0; i < n; i++) {
+            conn *c = evs[i].data.ptr;
+            if (!tls_read_line(c))
+                continue;
+            c->have = 0;
+            done++;
+            if (--c->left > 0)
+                tls_send_req(c);
+        }
+    }
+    result(done, "");
+}
+
+/* tls-churn: moves one connection on; 1 when its roundtrip is done */
+static int tls_churn_step(conn *c, unsigned events)
+{
+    int r;
+
+    if (c->state == 0) {
+        if (events & (EPOLLERR | EPOLLHUP)) {
+            errno = ECONNREFUSED;
+            die("connect");
+        }
+        if (!(events & EPOLLOUT))
+            return 0;
+        c->ssl = tls_new(c->fd);
+        c->state = 1;
+    }
+    if (c->state == 1) {
+        r = SSL_do_handshake(c->ssl);
+        if (r != 1)
+            return tls_wait(c->ssl, r, "SSL_do_handshake");
+        tls_send_req(c);
+        c->state = 2;
+    }
+    return tls_read_line(c);
+}
+
+static void run_tls_churn(int nconn, long total, const char *ca)
+{
+    long per = total / nconn, done = 0, target = per * nconn;
+    int i;
+    conn **cs = calloc((size_t)nconn, sizeof(*cs));
+
+    if (cs == NULL)
+        die("calloc");
+    tls_setup(ca);
+    timer_start();
+    for (i = 0; i < nconn; i++) {
+        cs[i] = conn_new(-1);
+        cs[i]->left = per;
+        churn_start(cs[i]); /* edge-triggered, both ways */
+    }
+    while (done < target) {
+        int n = epoll_wait(epfd, evs, 1024, -1);
+
+        if (n < 0 && errno != EINTR)
+            die("epoll_wait");
+        for (i = 0; i < n; i++) {
+            conn *c = evs[i].data.ptr;
+            if (!tls_churn_step(c, evs[i].events))
+                continue;
+            SSL_free(c->ssl); /* no SSL_shutdown: no close_notify */
+            c->ssl = NULL;
+            close(c->fd);
+            done++;
+            if (--c->left > 0)
+                churn_start(c);
+        }
+    }
+    result(done, "");
+}
+
 int main(int argc, char **argv)
 {
     if (argc < 4) {
-        fprintf(stderr, "usage: raw_client rt|churn|idle|lines|parts PORT "
-                        "...\n");
+        fprintf(stderr, "usage: raw_client rt|churn|idle|lines|parts|tls-rt|"
+                        "tls-churn PORT ...\n");
         return 2;
     }
     memset(&peer, 0, sizeof(peer));
@@ -413,6 +606,10 @@ int main(int argc, char **argv)
         run_stream(0, atoll(argv[3]), atol(argv[4]));
     } else if (strcmp(argv[1], "parts") == 0 && argc == 5) {
         run_stream(1, atoll(argv[3]), atol(argv[4]));
+    } else if (strcmp(argv[1], "tls-rt") == 0 && argc == 6) {
+        run_tls_rt(atoi(argv[3]), atol(argv[4]), argv[5]);
+    } else if (strcmp(argv[1], "tls-churn") == 0 && argc == 6) {
+        run_tls_churn(atoi(argv[3]), atol(argv[4]), argv[5]);
     } else {
         fprintf(stderr, "raw_client: bad arguments\n");
         return 2;

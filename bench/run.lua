@@ -3,13 +3,16 @@
 --
 --     luajit bench/run.lua
 --
--- It starts redis-server and bench/line_server pinned to CPU 1, runs every
--- client on every workload pinned to CPU 0 (through build/bench/rusage, which
--- raises RLIMIT_NOFILE, kills a client stuck past its timeout and reports its
--- rusage), repeats the whole matrix BENCH_REPS times interleaved (rows
--- rotated each round), takes medians, prints the tables, profiles the
--- cosocket LuaJIT client on W1 PING C=100 (bench/profile.lua: perf, callgrind,
--- strace, when present) and writes bench/RESULTS.md.
+-- It starts redis-server and bench/line_server (plain, and with -tls for W5:
+-- a test CA and server certificate made by openssl in its temporary
+-- directory) pinned to CPU 1, runs every client on every workload pinned to
+-- CPU 0 (through build/bench/rusage, which raises RLIMIT_NOFILE, kills a
+-- client stuck past its timeout and reports its rusage), repeats the whole
+-- matrix BENCH_REPS times interleaved (rows rotated each round), takes
+-- medians, times the start of the `cosocket` command against the bare
+-- interpreters' (the start-time section, issue #6), prints the tables,
+-- profiles the cosocket LuaJIT client on W1 PING C=100 (bench/profile.lua:
+-- perf, callgrind, strace, when present) and writes bench/RESULTS.md.
 --
 -- Client CPU per op is the user+sys time the client process spends inside
 -- its timed section (os.clock(), or CLOCK_PROCESS_CPUTIME_ID in the raw C
@@ -20,7 +23,12 @@
 --   BENCH_SCALE    multiplies the operation counts and the W4 stream size (1)
 --   BENCH_REPS     repetitions, the median is taken (3)
 --   BENCH_ROWS     comma-separated row ids to run (default: all)
---   BENCH_CELLS    Lua pattern on cell ids to run (default: all)
+--   BENCH_CELLS    comma-separated Lua patterns on cell ids: the cells any of
+--                  them matches run (default: all). The start-time section
+--                  is the cell "start". E.g. BENCH_CELLS=w5 (the TLS cells),
+--                  BENCH_CELLS=start, BENCH_CELLS=w5,start
+--   BENCH_STARTS   starts per command and round in the start-time section
+--                  (50 times BENCH_SCALE)
 --   BENCH_IDLE     W3 connections (10000)
 --   BENCH_PROFILE  0: skip the profile
 --   BENCH_TIMEOUT  seconds per client run (120)
@@ -134,6 +142,22 @@ local function stop(pid)
 end
 
 local function cleanup()
+  -- all at once (each by its PID): an exited server can stay visible to
+  -- kill -0 for seconds (until its new parent reaps it), and one by one the
+  -- waits added up to over 15 s
+  local pids = {}
+  for pid in pairs(started) do
+    pids[#pids + 1] = pid
+    os.execute("kill " .. pid .. " 2>/dev/null")
+  end
+  for _ = 1, 50 do
+    local any = false
+    for _, pid in ipairs(pids) do
+      if started[pid] and alive(pid) then any = true else started[pid] = nil end
+    end
+    if not any then break end
+    sleep(0.1)
+  end
   for pid in pairs(started) do stop(pid) end
   if os.getenv("BENCH_KEEP") ~= "1" then os.execute("rm -rf " .. sh_quote(tmp)) end
 end
@@ -167,16 +191,71 @@ cell { id = "w4-parts100", w = "parts", total = scaled(64 * MiB, 100), len = 100
        server = "line", unit = "part", label = "W4 receiveuntil, 100 B parts" }
 cell { id = "w4-parts1k", w = "parts", total = scaled(64 * MiB, 1024), len = 1024,
        server = "line", unit = "part", label = "W4 receiveuntil, 1 KiB parts" }
+-- W5 TLS, against line_server -tls: a full handshake per connection, chain
+-- and name verified against the test CA (churn: a server of its own per
+-- row, as W2 churn), and line roundtrips on established connections
+cell { id = "w5-tls-churn", w = "tls_churn", c = 10, n = scaled(2000, 10),
+       server = "tls_churn", tls = true, unit = "connection",
+       label = "W5 TLS connect+handshake+roundtrip+close, C=10" }
+cell { id = "w5-tls-rt", w = "tls_rt", c = 10, n = scaled(60000, 10), server = "tls",
+       tls = true, unit = "roundtrip", label = "W5 TLS roundtrip (5 B line), C=10" }
 
 local lua_path = bench_dir .. "/clients/?.lua;" .. repo .. "/src/?.lua;;"
 local lua_env = format("LUA_PATH=%s LUA_CPATH=%s", sh_quote(lua_path),
                        sh_quote(build .. "/?.so;;"))
+
+-- W5's test CA and server certificate (EC P-256, as spec/helpers' tls_certs),
+-- made once by the openssl CLI in the temporary directory
+local certs
+local cert_script = [=[
+set -e
+cd "$1"
+cat > openssl.cnf <<'EOF'
+[ req ]
+distinguished_name = dn
+prompt = no
+[ dn ]
+CN = unused
+[ ca_ext ]
+basicConstraints = critical, CA:TRUE
+keyUsage = critical, keyCertSign, cRLSign
+subjectKeyIdentifier = hash
+[ localhost ]
+basicConstraints = CA:FALSE
+subjectAltName = DNS:localhost, IP:127.0.0.1
+extendedKeyUsage = serverAuth
+EOF
+export OPENSSL_CONF="$PWD/openssl.cnf"
+key() { openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out "$1.key"; }
+key ca
+openssl req -x509 -new -key ca.key -subj "/CN=cosocket bench CA" -days 3650 \
+  -extensions ca_ext -out ca.pem
+key server
+openssl req -new -key server.key -subj /CN=localhost -out server.csr
+openssl x509 -req -in server.csr -CA ca.pem -CAkey ca.key -set_serial 1001 \
+  -days 3650 -extfile openssl.cnf -extensions localhost -out server.pem
+echo made
+]=]
+
+local function tls_certs()
+  if certs then return certs end
+  local dir = tmp .. "/tls"
+  os.execute("mkdir -p " .. sh_quote(dir))
+  write_file(dir .. "/make.sh", cert_script)
+  os.execute(format("sh %s/make.sh %s >%s/make.log 2>&1", sh_quote(dir), sh_quote(dir),
+                    sh_quote(dir)))
+  local made = read_file(dir .. "/make.log") or ""
+  assert(made:match("made\n$"), "openssl could not make the W5 certificates: " .. made)
+  certs = { ca = dir .. "/ca.pem", cert = dir .. "/server.pem", key = dir .. "/server.key" }
+  return certs
+end
 
 local function kv(c, port)
   local t = { "w=" .. c.w, "port=" .. port }
   for _, k in ipairs { "kind", "c", "n", "total", "len" } do
     if c[k] then t[#t + 1] = k .. "=" .. c[k] end
   end
+  if c.tls then t[#t + 1] = "ca=" .. tls_certs().ca end
   return concat(t, " ")
 end
 
@@ -222,6 +301,9 @@ local function nginx_cmd(c, port)
     "  scgi_temp_path " .. dir .. "/scgi;",
     "  lua_package_path \"" .. bench_dir .. "/clients/?.lua;;\";",
     "  lua_socket_log_errors off;",
+    -- W5: the test CA; the protocols cosocket and the raw C client offer
+    c.tls and "  lua_ssl_trusted_certificate " .. tls_certs().ca .. ";" or "",
+    c.tls and "  lua_ssl_protocols TLSv1.2 TLSv1.3;" or "",
     "  init_worker_by_lua_block {",
     "    local p = { " .. concat(params, ", ") .. " }",
     "    ngx.timer.at(0, function()",
@@ -245,6 +327,10 @@ local function raw_cmd(c, port)
   -- a pool at best: the connections stay open (the same as W1 PING C=10)
   if c.w == "pool" then return format("%s rt %d %d %d ping", bin, port, c.c, c.n) end
   if c.w == "idle" then return format("%s idle %d %d", bin, port, c.n) end
+  if c.tls then
+    return format("%s %s %d %d %d %s", bin, c.w == "tls_rt" and "tls-rt" or "tls-churn", port,
+                  c.c, c.n, tls_certs().ca)
+  end
   return format("%s %s %d %d %d", bin, c.w, port, c.total, c.len)
 end
 
@@ -261,11 +347,18 @@ local rows = {
     probe = "luajit", module = "copas",
     na = { ["w2-pool"] = "no connection pool",
            ["w3-idle"] = "select(): at most 1024 sockets",
-           ["w4-parts100"] = "no receiveuntil", ["w4-parts1k"] = "no receiveuntil" } },
+           ["w4-parts100"] = "no receiveuntil", ["w4-parts1k"] = "no receiveuntil",
+           ["w5-tls-churn"] = "copas 1.2 has no TLS (copas 2+ wraps LuaSec)",
+           ["w5-tls-rt"] = "copas 1.2 has no TLS (copas 2+ wraps LuaSec)" } },
   { id = "cqueues", label = "cqueues", cmd = lua_row("luajit", "cqueues_client.lua"),
-    probe = "luajit", module = "cqueues", na = { ["w2-pool"] = "no connection pool" } },
+    probe = "luajit", module = "cqueues",
+    na = { ["w2-pool"] = "no connection pool",
+           ["w5-tls-churn"] = "a trusted CA needs luaossl (not installed)",
+           ["w5-tls-rt"] = "a trusted CA needs luaossl (not installed)" } },
   { id = "luv", label = "luv (callbacks)", cmd = lua_row("luajit", "luv_client.lua"),
-    probe = "luajit", module = "luv", na = { ["w2-pool"] = "no connection pool" } },
+    probe = "luajit", module = "luv",
+    na = { ["w2-pool"] = "no connection pool", ["w5-tls-churn"] = "luv has no TLS",
+           ["w5-tls-rt"] = "luv has no TLS" } },
 }
 
 for i, r in ipairs(rows) do r.index = i end
@@ -279,7 +372,11 @@ local function selected_row(r)
 end
 
 local function selected_cell(c)
-  return not want_cells or want_cells == "" or c.id:match(want_cells) ~= nil
+  if not want_cells or want_cells == "" then return true end
+  for pat in want_cells:gmatch("[^,]+") do
+    if c.id:match(pat) then return true end
+  end
+  return false
 end
 
 -- CPU the whole machine spent (seconds, from /proc/stat), and steal time
@@ -332,15 +429,33 @@ end
 -- servers ---------------------------------------------------------------------
 local function start_servers()
   -- the line server prints its port
-  start_bg("line_server", "taskset -c 1 " .. build .. "/bench/line_server",
-                        tmp .. "/line.port", tmp .. "/line.err")
-  for _ = 1, 100 do
-    local s = read_file(tmp .. "/line.port") or ""
-    local port = s:match("PORT (%d+)")
-    if port then ports.line = tonumber(port); break end
-    sleep(0.05)
+  local function start_line(name, args)
+    local pid = start_bg("line_server", "taskset -c 1 " .. build .. "/bench/line_server" .. args,
+                         tmp .. "/" .. name .. ".port", tmp .. "/" .. name .. ".err")
+    for _ = 1, 100 do
+      local s = read_file(tmp .. "/" .. name .. ".port") or ""
+      local port = s:match("PORT (%d+)")
+      if port then return tonumber(port) end
+      if not alive(pid) then break end
+      sleep(0.05)
+    end
+    error(name .. ": line_server did not start: "
+          .. (read_file(tmp .. "/" .. name .. ".err") or ""))
   end
-  assert(ports.line, "line_server did not start: " .. (read_file(tmp .. "/line.err") or ""))
+  ports.line = start_line("line", "")
+  -- W5: line_server -tls, one for the roundtrips and one per row for the
+  -- handshake churn (its TIME_WAIT entries: see W2 churn below)
+  local need_tls = false
+  for _, c in ipairs(cells) do
+    if c.tls and selected_cell(c) then need_tls = true end
+  end
+  if need_tls then
+    local crt = tls_certs()
+    local args = format(" -tls %s %s", sh_quote(crt.cert), sh_quote(crt.key))
+    ports.tls = start_line("tls", args)
+    ports.tls_churn = {}
+    for i = 1, #rows do ports.tls_churn[i] = start_line("tls_churn" .. i, args) end
+  end
   -- redis on the first port it can bind (below the ephemeral range); a
   -- second instance for W2 churn alone, so that the TIME_WAIT entries W1
   -- leaves on the first one's port never slow churn's connects down
@@ -389,6 +504,7 @@ local clients_cpu = 0 -- user+sys of every client run, whole processes
 local function run_one(row, c)
   local port = ports[c.server]
   if c.server == "redis_churn" then port = ports.redis_churn[row.index] end
+  if c.server == "tls_churn" then port = ports.tls_churn[row.index] end
   local cmd = row.cmd(c, port)
   local out, err = tmp .. "/out", tmp .. "/err"
   os.execute(format("cd %s && taskset -c 0 %s/bench/rusage -t %d -n %d %s >%s 2>%s </dev/null",
@@ -510,8 +626,10 @@ local function table_md(active_rows, active_cells, title, value, filter)
       return t
     end)(), " | ") .. " |",
     "|---|" .. string.rep("---:|", #active_rows) }
+  local any = false
   for _, c in ipairs(active_cells) do
     if not filter or filter(c) then
+      any = true
       local t = {}
       for i, r in ipairs(active_rows) do
         t[i] = cell_text(results[c.id][r.id], function(s) return value(s, c, r) end)
@@ -520,6 +638,7 @@ local function table_md(active_rows, active_cells, title, value, filter)
     end
   end
   out[#out + 1] = ""
+  if not any then return "" end -- no such cell in this run
   return concat(out, "\n")
 end
 
@@ -542,6 +661,131 @@ local function ratio_to(base_id)
     local v = ratio(c.id, r.id, base_id)
     return v and format("%.2fx", v) or "-"
   end
+end
+
+-- start time (issue #6) ---------------------------------------------------------
+-- Each command runs BENCH_STARTS times in a row under build/bench/rusage -r
+-- (fork, exec, wait; pinned to CPU 0), every command once per round, rotated
+-- each round as the matrix's rows are; the environment reaches the checkout
+-- (lua_env: src/ and build/cosocket.so). Per start: wall time (the first fork
+-- to the last wait, over the runs) and CPU (the children's user+sys: for
+-- `cosocket`, its /bin/sh trampoline too).
+local start_cell = { id = "start" }
+local start_n = tonumber(os.getenv("BENCH_STARTS") or "") or scaled(50)
+local start_rows = {
+  { id = "luajit", label = "`luajit -e ''`", argv = "luajit -e ''", probe = "luajit" },
+  { id = "lua51", label = "`lua5.1 -e ''`", argv = "lua5.1 -e ''", probe = "lua5.1" },
+  { id = "resty", label = "`resty -e ''` (resty-cli)", argv = "resty -e ''", probe = "resty" },
+  { id = "cosocket", label = "`cosocket -e ''` (LuaJIT)", probe = "luajit",
+    argv = repo .. "/bin/cosocket -e ''" },
+  { id = "cosocket51", label = "`cosocket -e ''` (Lua 5.1, COSOCKET_LUA=lua5.1)",
+    probe = "lua5.1", env = "COSOCKET_LUA=lua5.1", argv = repo .. "/bin/cosocket -e ''" },
+  -- where the time goes: the C module alone, then with the ngx layer
+  { id = "req-cs", label = "`luajit -e 'require \"cosocket\"'`", probe = "luajit",
+    argv = "luajit -e " .. sh_quote('require "cosocket"') },
+  { id = "req-ngx", label = "`luajit -e 'require \"cosocket.ngx\"'`", probe = "luajit",
+    argv = "luajit -e " .. sh_quote('require "cosocket.ngx"') },
+}
+local start_results = {} -- [row.id] = { by_rep = {}, fails = {}, na = why }
+
+local function start_env(r)
+  return format("env %s %s", lua_env, r.env or "")
+end
+
+local function run_starts()
+  local active = {}
+  for _, r in ipairs(start_rows) do
+    local slot = { by_rep = {}, fails = {} }
+    start_results[r.id] = slot
+    if not have(r.probe) then
+      slot.na = r.probe == "resty" and "resty-cli not installed" or r.probe .. " not installed"
+    elseif not ok_exec(format("cd %s && %s %s >/dev/null 2>&1 </dev/null", sh_quote(repo),
+                              start_env(r), r.argv)) then
+      slot.na = "fails: " .. r.argv
+    else
+      active[#active + 1] = r
+    end
+  end
+  local total, k = reps * #active, 0
+  for rep = 1, reps do
+    for j = 1, #active do
+      local r = active[(j + rep - 2) % #active + 1]
+      local slot = start_results[r.id]
+      local out, err = tmp .. "/out", tmp .. "/err"
+      os.execute(format("cd %s && %s taskset -c 0 %s/bench/rusage -t %d -r %d %s >%s 2>%s "
+                        .. "</dev/null", sh_quote(repo), start_env(r), build, timeout, start_n,
+                        r.argv, out, err))
+      local res = {}
+      local ru = (read_file(out) or ""):match("RUSAGE ([^\n]*)") or ""
+      for key, v in ru:gmatch("([%w_]+)=(%S+)") do res[key] = tonumber(v) end
+      k = k + 1
+      if res.status == 0 and res.runs == start_n then
+        res.wall_op, res.cpu_op = res.wall / start_n, (res.user + res.sys) / start_n
+        slot.by_rep[rep] = res
+        log("[%d/%d] start %-10s %8.2f ms wall %8.2f ms CPU per start", k, total, r.id,
+            res.wall_op * 1e3, res.cpu_op * 1e3)
+      else
+        local e = trim(read_file(err) or ""):gsub("\n.*", "")
+        slot.fails[#slot.fails + 1] = (e ~= "" and e or "no RUSAGE line")
+          .. (res.status and format(" (status %d after %d runs)", res.status, res.runs or 0) or "")
+        log("[%d/%d] start %-10s FAILED: %s", k, total, r.id, slot.fails[#slot.fails])
+      end
+    end
+  end
+end
+
+local function starts_md()
+  local function med(slot, key)
+    local list = {}
+    for rep = 1, reps do
+      if slot.by_rep[rep] then list[#list + 1] = slot.by_rep[rep][key] end
+    end
+    return median(list), #list
+  end
+  -- the median of the per-round ratios to luajit -e ''
+  local function ratio_luajit(slot, key)
+    local base = start_results.luajit
+    local list = {}
+    for rep = 1, reps do
+      local x, y = slot.by_rep[rep], base and base.by_rep[rep]
+      if x and y then list[#list + 1] = x[key] / y[key] end
+    end
+    if #list == 0 then return "-" end
+    return format("%.2fx", median(list))
+  end
+  local out = { "## Start time", "",
+    format("Issue #6: what starting the `cosocket` command costs against the bare interpreters. "
+           .. "Each command ran %d times in a row per round under build/bench/rusage -r "
+           .. "(fork, exec, wait; pinned to CPU 0), the commands rotated each round, with "
+           .. "LUA_PATH / LUA_CPATH reaching the checkout (src/, %s/cosocket.so). Wall: the "
+           .. "first fork to the last wait, per start; CPU: the children's user+sys per start "
+           .. "(for `cosocket`, its /bin/sh trampoline and the exec of the interpreter too). "
+           .. "Medians of the rounds; ratios: the median of the per-round ratios to "
+           .. "`luajit -e ''`.", start_n, (build:gsub("^" .. repo:gsub("%p", "%%%0") .. "/", ""))),
+    "",
+    "| command | wall per start (ms) | CPU per start (ms) | wall, ratio to luajit | "
+      .. "CPU, ratio to luajit | max RSS (KiB) |",
+    "|---|---:|---:|---:|---:|---:|" }
+  for _, r in ipairs(start_rows) do
+    local slot = start_results[r.id]
+    local cols
+    if slot.na then
+      cols = { "n/a", "n/a", "n/a", "n/a", "n/a" }
+    else
+      local wall, got = med(slot, "wall_op")
+      if not wall then
+        cols = { "fail", "fail", "fail", "fail", "fail" }
+      else
+        local note = got < reps and format(" (%d/%d)", got, reps) or ""
+        cols = { format("%.2f%s", wall * 1e3, note), format("%.2f", med(slot, "cpu_op") * 1e3),
+                 ratio_luajit(slot, "wall_op"), ratio_luajit(slot, "cpu_op"),
+                 format("%.0f", med(slot, "maxrss_kb")) }
+      end
+    end
+    out[#out + 1] = "| " .. r.label .. " | " .. concat(cols, " | ") .. " |"
+  end
+  out[#out + 1] = ""
+  return concat(out, "\n")
 end
 
 -- targets (LuaJIT native row against raw C, DECISIONS.md 9) -------------------
@@ -656,6 +900,9 @@ local function versions()
     "- redis-server " .. dpkg("redis-server") .. "; copas " .. dpkg("lua-copas") ..
       ", LuaSocket " .. dpkg("lua-socket") .. ", cqueues " .. dpkg("lua-cqueues") ..
       ", luv " .. dpkg("lua-luv") .. ", libev " .. dpkg("libev4"),
+    "- TLS: libtls (libretls) " .. dpkg("libtls26") .. " on OpenSSL " .. dpkg("libssl3")
+      .. "; resty-cli " .. (have("resty") and trim(capture("resty -V 2>&1 | head -1")) or
+                            "not installed"),
   }
   return concat(t, "\n")
 end
@@ -685,8 +932,10 @@ local function main()
   end
   start_servers()
   log("servers on CPU 1: redis-server 127.0.0.1:%d (and :%d-%d for W2 churn), line_server "
-      .. "127.0.0.1:%d; clients on CPU 0", ports.redis, ports.redis_churn[1],
-      ports.redis_churn[#rows], ports.line)
+      .. "127.0.0.1:%d%s; clients on CPU 0", ports.redis, ports.redis_churn[1],
+      ports.redis_churn[#rows], ports.line,
+      ports.tls and format(", line_server -tls :%d (and :%d-%d for W5 churn)", ports.tls,
+                           ports.tls_churn[1], ports.tls_churn[#rows]) or "")
   local busy0, steal0 = machine_cpu()
   local servers0, t_matrix = servers_cpu(), now()
   local active_rows, active_cells = run_matrix()
@@ -701,6 +950,11 @@ local function main()
                        t_matrix, math.max(0, foreign) / t_matrix * 100,
                        (steal1 - steal0) / t_matrix * 100)
   log("%s", noise)
+  local do_starts = selected_cell(start_cell)
+  if do_starts then
+    log("start time: %d starts per command and round ...", start_n)
+    run_starts()
+  end
   local prof = ""
   if do_profile then
     log("profiling cosocket LuaJIT on W1 PING C=100 ...")
@@ -741,7 +995,15 @@ local function main()
       .. "setkeepalive; W3 idle connections to the line server, each held by a light thread "
       .. "blocked in receive('*l'), RSS growth per connection (after a full GC); W4 a 64 MiB "
       .. "stream from the line server read with receive('*l') (100 B lines) or split with "
-      .. "receiveuntil (100 B and 1 KiB records, a 30-byte separator).",
+      .. "receiveuntil (100 B and 1 KiB records, a 30-byte separator); W5 TLS against "
+      .. "bench/line_server -tls (libtls, a P-256 certificate from a test CA, TCP_NODELAY): "
+      .. "C=10 light threads doing connect + sslhandshake (no session reuse; the chain "
+      .. "verified against the test CA, configured as `ssl_trusted_certificate` / "
+      .. "`lua_ssl_trusted_certificate`, and the name against SNI \"localhost\"; TLS 1.2 or "
+      .. "1.3 offered, 1.3 taken) + one 5-byte line roundtrip + close (against a server of "
+      .. "its own per row), or roundtrips on 10 established TLS connections (handshakes "
+      .. "before the timed section). The raw C row of W5 is OpenSSL with one SSL_CTX made "
+      .. "before the timed section (as nginx makes its own at start-up).",
     "",
     table_md(active_rows, active_cells, "Client CPU per operation (us)",
              function(s) return fmt_us(s.cpu_op * 1e6) end),
@@ -754,6 +1016,7 @@ local function main()
              "W3: RSS growth per idle connection with its light thread (bytes)",
              function(s) return s.rss and format("%.0f", s.rss) or "-" end,
              function(c) return c.w == "idle" end),
+    do_starts and starts_md() or "",
     "## Targets",
     "",
     targets_md(targets(active_cells)),
@@ -771,6 +1034,13 @@ local function main()
         fails[#fails + 1] = format("- %s / %s: %s", c.id, r.id, s.fails[1])
       end
       if s and s.na then fails[#fails + 1] = format("- %s / %s: n/a, %s", c.id, r.id, s.na) end
+    end
+  end
+  if do_starts then
+    for _, r in ipairs(start_rows) do
+      local s = start_results[r.id]
+      if s.na then fails[#fails + 1] = format("- start / %s: n/a, %s", r.id, s.na) end
+      if #s.fails > 0 then fails[#fails + 1] = format("- start / %s: %s", r.id, s.fails[1]) end
     end
   end
   if #fails > 0 then

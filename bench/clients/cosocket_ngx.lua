@@ -9,6 +9,8 @@ local common = require "common"
 
 local p = common.params(arg)
 local status = 1
+-- W5: the test CA, as nginx.conf's lua_ssl_trusted_certificate
+if p.ca then cs.configure { ssl_trusted_certificate = p.ca } end
 
 assert(ngx.timer.at(0, function()
   local ok, r = cs.pcall(require("ngx_workload"), p)

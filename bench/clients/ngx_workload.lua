@@ -5,9 +5,11 @@
 --
 --     require("ngx_workload")(params) --> {ops, cpu, wall[, rss_per_conn]}
 --
--- params: w = w1 | churn | pool | idle | lines | parts, port, and per
--- workload kind (ping, get100, get16k), c (light threads), n (operations),
--- total and len (stream bytes, record length). Raises on any failure.
+-- params: w = w1 | churn | pool | idle | lines | parts | tls_rt | tls_churn,
+-- port, and per workload kind (ping, get100, get16k), c (light threads), n
+-- (operations), total and len (stream bytes, record length). Raises on any
+-- failure. TLS verifies against the trusted CA the host configures (nginx:
+-- lua_ssl_trusted_certificate; cosocket.ngx: configure{}).
 -- luacheck: globals ngx
 local common = require "common"
 
@@ -45,21 +47,17 @@ local function join(threads)
   end
 end
 
-local W = {}
-
--- W1: C light threads, each doing roundtrips on its own connection
-function W.w1(p)
-  local req, per, host, port = common.REQ[p.kind], common.per(p.n, p.c), p.host, p.port
+-- C light threads, each on its own connection made by open(host, port)
+-- before the timed section, each calling step(sock) n / C times
+local function per_connection(p, open, step)
+  local per, host, port = common.per(p.n, p.c), p.host, p.port
   local socks, threads = {}, {}
   for i = 1, p.c do
-    threads[i] = spawn(function() socks[i] = connect(host, port) end)
+    threads[i] = spawn(function() socks[i] = open(host, port) end)
   end
   join(threads)
   local function worker(sock)
-    for _ = 1, per do
-      check(sock:send(req))
-      redis_reply(sock)
-    end
+    for _ = 1, per do step(sock) end
   end
   common.gc()
   local done = common.timer(per * p.c)
@@ -68,6 +66,17 @@ function W.w1(p)
   local r = done()
   for i = 1, p.c do socks[i]:close() end
   return r
+end
+
+local W = {}
+
+-- W1: C light threads, each doing roundtrips on its own connection
+function W.w1(p)
+  local req = common.REQ[p.kind]
+  return per_connection(p, connect, function(sock)
+    check(sock:send(req))
+    redis_reply(sock)
+  end)
 end
 
 -- W2: connect + one roundtrip + close (churn) or setkeepalive (pool)
@@ -123,6 +132,45 @@ function W.idle(p)
   local r = done()
   r.rss_per_conn = (rss1 - rss0) / n
   return r
+end
+
+-- W5 TLS, against line_server -tls: the request is one line, echoed
+local LINE = "PING\n"
+
+local function tls_connect(host, port)
+  local sock = connect(host, port)
+  check(sock:sslhandshake(false, "localhost", true))
+  return sock
+end
+
+local function tls_roundtrip(sock)
+  check(sock:send(LINE))
+  check(sock:receive("*l"))
+end
+
+-- W5: C light threads, each doing line roundtrips on its own TLS connection
+-- (connects and handshakes before the timed section)
+function W.tls_rt(p)
+  return per_connection(p, tls_connect, tls_roundtrip)
+end
+
+-- W5: connect + full handshake (chain and name verified) + one roundtrip
+-- + close, C light threads
+function W.tls_churn(p)
+  local per, host, port = common.per(p.n, p.c), p.host, p.port
+  local function worker()
+    for _ = 1, per do
+      local sock = tls_connect(host, port)
+      tls_roundtrip(sock)
+      sock:close()
+    end
+  end
+  local threads = {}
+  common.gc()
+  local done = common.timer(per * p.c)
+  for i = 1, p.c do threads[i] = spawn(worker) end
+  join(threads)
+  return done()
 end
 
 local function stream(p, cmd)
