@@ -205,6 +205,10 @@ void cs_op_done(cs_op *op);           /* C only, from callbacks */
 void cs_op_cancel(cs_op *op);         /* C only */
 /* The op's fd was closed: the next arm tells libev it is a new file. */
 void cs_op_forget_fd(cs_op *op);
+/* w is to watch fd, a descriptor libev was told of (by ev_io_set) and that
+ * has stayed open since: set without EV__IOFDSET, which would make libev
+ * re-add it to epoll (a failing epoll_ctl).  Never for a new descriptor. */
+void cs_io_set_known(ev_io *w, int fd, int events);
 /* From callbacks of an armed op: watch another fd, or restart the timer
  * (inactivity timeouts, a new phase). C only. */
 void cs_op_watch(cs_op *op, int fd, int events);

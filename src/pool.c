@@ -21,9 +21,8 @@ typedef struct pool_item {
     unsigned char is_unix, nodelay;
     struct tls *tls; /* a TLS connection stays TLS: no new handshake */
     struct cs_tls_io *tls_io;
-    unsigned parked_at; /* loop iteration: unchecked since, peek first */
-    ev_io io;           /* the peer closes or sends: close it */
-    ev_timer idle;      /* keepalive timeout */
+    ev_io io;      /* the peer closes or sends: close it */
+    ev_timer idle; /* keepalive timeout */
 } pool_item;
 
 struct cs_pool {
@@ -165,15 +164,6 @@ static void item_on_idle_timeout(EV_P_ ev_timer *w, int revents)
     item_close(cs_container_of(w, pool_item, idle));
 }
 
-/* Has the peer closed or sent anything? (MSG_PEEK, never blocks) */
-static int fd_dubious(int fd)
-{
-    char c;
-    ssize_t n = recv(fd, &c, 1, MSG_PEEK | MSG_DONTWAIT);
-
-    return !(n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK));
-}
-
 /* Hands the idle connection it to t: t is connected, counted. */
 static void item_give(pool_item *it, cs_tcp *t)
 {
@@ -193,32 +183,19 @@ static void item_give(pool_item *it, cs_tcp *t)
     t->counted = 1;
     t->tls = it->tls;
     t->tls_io = it->tls_io;
+    /* the same open file libev watched: no EV__IOFDSET, no epoll_ctl */
+    cs_io_set_known(&t->rd.io, it->fd, EV_READ);
+    cs_io_set_known(&t->wr.io, it->fd, EV_WRITE);
     free(it);
-}
-
-/* The most recently parked idle connection that is still sound. */
-static pool_item *pool_take(cs_pool *pool)
-{
-    struct ev_loop *loop = pool->s->loop;
-    pool_item *it;
-
-    while ((it = pool->idle_head) != NULL) {
-        /* its watcher cannot have told us anything if the loop has not
-         * run since it was parked */
-        if (it->parked_at != ev_iteration(loop) ||
-            !(it->tls != NULL ? cs_tls_idle_check(it->tls, it->fd)
-                              : fd_dubious(it->fd)))
-            return it;
-        item_close(it);
-    }
-    return NULL;
 }
 
 /* ---- counting and queueing --------------------------------------------- */
 
 int cs_pool_connect(cs_pool *pool, cs_tcp *t)
 {
-    pool_item *it = pool_take(pool);
+    /* the most recently parked: setkeepalive peeked at it, its watcher
+     * watched it since; no second peek here (ngx takes it as it is) */
+    pool_item *it = pool->idle_head;
 
     t->pool = pool;
     if (it != NULL) {
@@ -359,7 +336,6 @@ int cs_pool_park(lua_State *L, cs_tcp *t, int size_idx, double timeout_ms)
     it->tls_io = t->tls_io;
     t->tls = NULL;
     t->tls_io = NULL;
-    it->parked_at = ev_iteration(s->loop);
     it->next = pool->idle_head;
     if (pool->idle_head != NULL)
         pool->idle_head->prev = it;
@@ -367,8 +343,15 @@ int cs_pool_park(lua_State *L, cs_tcp *t, int size_idx, double timeout_ms)
         pool->idle_tail = it;
     pool->idle_head = it;
     pool->nidle++;
-    ev_io_init(&it->io, item_on_readable, it->fd, EV_READ);
+    ev_init(&it->io, item_on_readable);
+    if (t->rd.io.fd == t->fd || t->wr.io.fd == t->fd || t->conn.io.fd == t->fd)
+        cs_io_set_known(&it->io, t->fd, EV_READ); /* no epoll_ctl */
+    else
+        ev_io_set(&it->io, t->fd, EV_READ);
     ev_io_start(s->loop, &it->io);
+    cs_op_forget_fd(&t->conn); /* the descriptor is the pool's now */
+    cs_op_forget_fd(&t->rd);
+    cs_op_forget_fd(&t->wr);
     ev_unref(s->loop);
     if (timeout_ms > 0) {
         ev_init(&it->idle, item_on_idle_timeout);

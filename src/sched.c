@@ -68,12 +68,19 @@ void cs_op_forget_fd(cs_op *op)
     op->io.fd = -1;
 }
 
+void cs_io_set_known(ev_io *w, int fd, int events)
+{
+    w->fd = fd; /* libev's documented members, set as ev_io_set would */
+    w->events = events;
+}
+
 void cs_op_init(cs_op *op, cs_sched *s, void *self, cs_results_fn results)
 {
-    int fd = op->io.fd; /* the watcher's fd outlives re-initialisation */
+    int fd = op->io.fd, events = op->io.events; /* the watcher's settings
+                                                   outlive re-initialising */
 
     memset(op, 0, sizeof(*op));
-    op->io.fd = fd;
+    cs_io_set_known(&op->io, fd, events & (EV_READ | EV_WRITE));
     op->s = s;
     op->self = self;
     op->results = results;

@@ -590,7 +590,9 @@ static int tcp_setkeepalive(lua_State *L)
     t = cs_tcp_self(L);
     if (t == NULL || t->fd < 0 || t->read_closed || t->write_closed || t->eof)
         return cs_fail(L, "closed");
-    /* TLS: records without data (1.3 tickets) are read, not unread data */
+    /* TLS: records without data (1.3 tickets) are read, not unread data.
+     * Plain: always peek; ngx knows a FIN that came with the last bytes
+     * from epoll (EPOLLRDHUP), which libev does not give us */
     dubious =
         t->tls != NULL ? cs_tls_idle_check(t->tls, t->fd) : tcp_peek_dubious(t);
     if (dubious < 0) /* the peer closed: ngx saw the EOF too */
