@@ -57,13 +57,12 @@ cs_tcp *cs_tcp_self(lua_State *L)
  * thread blocked in them resumes), the buffer goes back. C only. */
 void cs_tcp_close_fd(cs_tcp *t)
 {
-    cs_op *ops[3];
+    cs_op *ops[2];
     int i;
 
-    ops[0] = &t->conn;
+    ops[0] = &t->wr;
     ops[1] = &t->rd;
-    ops[2] = &t->wr;
-    for (i = 0; i < 3; i++) {
+    for (i = 0; i < 2; i++) {
         if (ops[i]->pending && !ops[i]->done) {
             ops[i]->err = "closed";
             cs_op_done(ops[i]);
@@ -72,9 +71,8 @@ void cs_tcp_close_fd(cs_tcp *t)
     if (t->fd >= 0)
         close(t->fd);
     t->fd = -1;
-    cs_op_forget_fd(&t->conn);
-    cs_op_forget_fd(&t->rd);
     cs_op_forget_fd(&t->wr);
+    cs_op_forget_fd(&t->rd);
     t->connected = 0;
     t->read_closed = t->write_closed = 1;
     t->eof = 0;
@@ -114,13 +112,12 @@ static int tcp_state_gc(lua_State *L)
 {
     cs_tcp *t = lua_touserdata(L, 1);
     int i;
-    cs_op *ops[3];
+    cs_op *ops[2];
 
-    ops[0] = &t->conn;
+    ops[0] = &t->wr;
     ops[1] = &t->rd;
-    ops[2] = &t->wr;
     /* pending only inside lua_close: cancel, C only, nothing resumed */
-    for (i = 0; i < 3; i++)
+    for (i = 0; i < 2; i++)
         if (ops[i]->pending) {
             ops[i]->on_cancel = NULL;
             cs_op_cancel(ops[i]);
@@ -146,10 +143,9 @@ static cs_tcp *tcp_new_state(lua_State *L, cs_sched *s)
     t->fd = -1;
     t->read_closed = t->write_closed = 1;
     t->owned.close = tcp_owned_close;
-    cs_op_init(&t->conn, s, t, NULL);
     cs_op_init(&t->wr, s, t, NULL);
     cs_tcp_io_init(t);
-    t->conn.on_cancel = t->rd.on_cancel = t->wr.on_cancel = tcp_on_cancel;
+    t->wr.on_cancel = t->rd.on_cancel = tcp_on_cancel;
     luaL_getmetatable(L, TCP_STATE_MT);
     lua_setmetatable(L, -2);
     return t;
@@ -175,11 +171,11 @@ static int tcp_new(lua_State *L)
 
 static const char *tcp_busy(cs_tcp *t, int reading, int writing)
 {
-    if (t->conn.pending)
+    if (cs_tcp_connecting(t))
         return "socket busy connecting";
     if (reading && t->rd.pending)
         return "socket busy reading";
-    if (writing && t->wr.pending)
+    if (writing && cs_tcp_writing(t))
         return "socket busy writing";
     return NULL;
 }
@@ -285,7 +281,7 @@ static void tcp_on_resolved(cs_lookup *lk);
  * CONN_OK; CONN_FAIL (op->err, t->conn_errno or the lookup say why). */
 static int tcp_start(cs_tcp *t, int armed)
 {
-    cs_op *op = &t->conn;
+    cs_op *op = &t->wr;
     cs_sched *s = t->s;
     double secs;
     int rc;
@@ -328,7 +324,7 @@ static int tcp_start(cs_tcp *t, int armed)
 void cs_tcp_connect_go(cs_tcp *t)
 {
     if (tcp_start(t, 1) != CONN_AGAIN)
-        cs_op_done(&t->conn);
+        cs_op_done(&t->wr);
 }
 
 static void tcp_on_connected(EV_P_ ev_io *w, int revents)
@@ -539,8 +535,9 @@ static int tcp_connect(lua_State *L)
     t->read_closed = t->write_closed = 0;
     cs_own(s->current != NULL ? s->current->handler : &s->main_handler,
            &t->owned);
-    op = &t->conn;
+    op = &t->wr;
     cs_op_init(op, s, t, tcp_connect_results);
+    t->wr_connecting = 1;
     op->on_cancel = tcp_on_cancel;
     op->on_timeout = tcp_on_conn_timeout;
     ev_init(&op->io, tcp_on_connected);

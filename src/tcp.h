@@ -29,7 +29,8 @@ typedef struct cs_tcp {
     int connect_ms, send_ms, read_ms; /* settimeout(s); 0: the default */
     int rd_errno, wr_errno, conn_errno;
     size_t rd_want; /* next recv size: grows on full reads */
-    cs_op conn, rd, wr;
+    cs_op rd, wr;   /* wr: connect and sslhandshake too, never with a send */
+    unsigned char wr_connecting; /* wr is a connect or a handshake */
     cs_buffer buf;
     cs_scan scan; /* what the pending read waits for */
     /* connect in progress */
@@ -59,6 +60,17 @@ typedef struct cs_tcp {
 } cs_tcp;
 
 enum { TCP_RD_OK = 0, TCP_RD_EOF, TCP_RD_ERRNO };
+
+/* the busy rules: a connect (or handshake) or a send holds wr */
+static inline int cs_tcp_connecting(const cs_tcp *t)
+{
+    return t->wr.pending && t->wr_connecting;
+}
+
+static inline int cs_tcp_writing(const cs_tcp *t)
+{
+    return t->wr.pending && !t->wr_connecting;
+}
 
 cs_tcp *cs_tcp_self(lua_State *L); /* may raise; NULL: never connected */
 void cs_tcp_close_fd(cs_tcp *t);   /* C only: ends the connection */

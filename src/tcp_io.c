@@ -24,7 +24,7 @@
 
 static const char *tcp_read_busy(cs_tcp *t)
 {
-    if (t->conn.pending)
+    if (cs_tcp_connecting(t))
         return "socket busy connecting";
     if (t->rd.pending)
         return "socket busy reading";
@@ -142,7 +142,8 @@ static int send_wait(lua_State *L, cs_tcp *t)
 {
     cs_op_init(&t->wr, t->s, t, send_results);
     ev_init(&t->wr.io, tcp_on_writable);
-    t->wr.on_cancel = t->conn.on_cancel;
+    t->wr.on_cancel = t->rd.on_cancel;
+    t->wr_connecting = 0;
     t->wr.fd = t->fd;
     t->wr.events = t->wr_want_read ? EV_READ : EV_WRITE;
     t->wr.timeout = cs_tcp_timeout(t, t->send_ms, t->s->cfg.send_timeout);
@@ -186,9 +187,9 @@ int cs_tcp_send(lua_State *L)
     t = cs_tcp_self(L);
     if (t == NULL || t->fd < 0 || t->write_closed)
         return cs_fail(L, "closed");
-    if (t->conn.pending)
+    if (cs_tcp_connecting(t))
         return cs_fail(L, "socket busy connecting");
-    if (t->wr.pending)
+    if (cs_tcp_writing(t))
         return cs_fail(L, "socket busy writing");
     c.s = t->s;
     c.n = cs_gather(L, t->s, 2, &c.total); /* may raise */

@@ -378,11 +378,11 @@ static int tls_handshake_lua(lua_State *L)
         return luaL_error(L, "socket is never created nor connected");
     if (t->fd < 0 || t->read_closed || t->write_closed)
         return cs_fail(L, "closed");
-    if (t->conn.pending)
+    if (cs_tcp_connecting(t))
         return cs_fail(L, "socket busy connecting");
     if (t->rd.pending)
         return cs_fail(L, "socket busy reading");
-    if (t->wr.pending)
+    if (cs_tcp_writing(t))
         return cs_fail(L, "socket busy writing");
     t->tls_want_session =
         !(lua_type(L, 2) == LUA_TBOOLEAN && !lua_toboolean(L, 2));
@@ -392,7 +392,7 @@ static int tls_handshake_lua(lua_State *L)
         else if (!lua_isnoneornil(L, 2))
             lua_pushvalue(L, 2);
         else
-            return handshake_results(L, &t->conn);
+            return handshake_results(L, &t->wr);
         return 1;
     }
     if (n >= 3 && lua_toboolean(L, 3)) {
@@ -441,8 +441,9 @@ static int tls_handshake_lua(lua_State *L)
         cs_tcp_close_fd(t);
         return cs_fail(L, "failed to create ssl connection");
     }
-    op = &t->conn;
+    op = &t->wr;
     cs_op_init(op, t->s, t, handshake_results);
+    t->wr_connecting = 1;
     op->on_cancel = t->rd.on_cancel;
     ev_init(&op->io, handshake_on_io);
     if (handshake_step(t))
