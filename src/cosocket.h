@@ -80,7 +80,7 @@ struct cs_thread {
     unsigned ready_seq;         /* when it became ready: events run in order */
     cs_op *waiting;             /* armed operation it waits on */
     cs_op *waiter;              /* parent's wait() watching it */
-    cs_op op;                   /* its own waits: sleep, wait, run... */
+    cs_op *op; /* its own waits (sleep, wait, run...): made at the first */
     int nres;                   /* values left on co when it ended */
     int nanchors;               /* values it yielded with a wait */
     lua_State **chain;          /* coroutines it waits through (nested) */
@@ -145,6 +145,7 @@ struct cs_sched {
     lua_State *aux; /* scratch coroutine for the scheduler's own Lua work */
     int aux_ref;
     cs_thread main;
+    cs_op main_op; /* main's own operation */
     cs_handler main_handler;
     cs_thread *current; /* running light thread, NULL when none */
     struct cs_queue ready, deferred, posted;
@@ -235,6 +236,9 @@ void cs_own(cs_handler *h, cs_owned *o); /* h owns o from now on */
 void cs_disown(cs_owned *o);
 
 /* thread.c */
+/* th's own operation, made at its first use: a thread that only ever
+ * waits on sockets holds none (DECISIONS.md 9).  NULL: no memory. */
+cs_op *cs_thread_op(cs_thread *th);
 cs_thread *cs_thread_new(lua_State *L, cs_sched *s, cs_handler *h,
                          int nargs); /* may raise */
 void cs_thread_ended(cs_sched *s, cs_thread *th, int ok, int nres);

@@ -103,7 +103,8 @@ static cs_sched *sched_new(lua_State *L)
     s->main_handler.s = s;
     s->main_handler.exit_ref = LUA_NOREF;
     s->main_handler.entry_ref = LUA_NOREF;
-    cs_op_init(&s->main.op, s, &s->main, NULL);
+    s->main.op = &s->main_op;
+    cs_op_init(s->main.op, s, &s->main, NULL);
     return s;
 }
 

@@ -415,7 +415,11 @@ void cs_resume_thread(cs_sched *s, cs_thread *th, int nargs)
         /* A plain coroutine.yield() in a light thread: like sleep(0). */
         lua_pop(th->co, nres);
         th->nanchors = 0;
-        op = &th->op;
+        op = cs_thread_op(th);
+        if (op == NULL) { /* no memory to wait with: it cannot go on */
+            cs_thread_kill(th);
+            return;
+        }
         cs_op_init(op, s, th, NULL);
         op->kind = CS_OP_DEFER;
         op_arm(op, th);

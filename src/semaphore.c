@@ -125,6 +125,7 @@ static int sema_wait(lua_State *L)
     cs_sema *sema = sema_check(L);
     cs_sched *s = sema->s;
     cs_thread *me = s->current != NULL ? s->current : &s->main;
+    cs_op *op;
     lua_Number timeout = luaL_checknumber(L, 2);
 
     if (timeout < 0)
@@ -136,13 +137,15 @@ static int sema_wait(lua_State *L)
     }
     if (timeout < 0.001)
         return cs_fail(L, "timeout");
-    cs_op_init(&me->op, s, sema, sema_results);
-    me->op.timeout = cs_ms_to_seconds(timeout * 1000); /* 0: forever */
-    me->op.on_arm = sema_on_arm;
-    me->op.on_cancel = sema_on_cancel;
-    me->op.on_timeout = sema_on_cancel;
+    if ((op = cs_thread_op(me)) == NULL)
+        return luaL_error(L, "no memory");
+    cs_op_init(op, s, sema, sema_results);
+    op->timeout = cs_ms_to_seconds(timeout * 1000); /* 0: forever */
+    op->on_arm = sema_on_arm;
+    op->on_cancel = sema_on_cancel;
+    op->on_timeout = sema_on_cancel;
     lua_settop(L, 1);
-    return cs_wait(L, &me->op);
+    return cs_wait(L, op);
 }
 
 static int sema_count(lua_State *L)

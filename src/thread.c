@@ -181,6 +181,13 @@ static void handler_unlink(cs_thread *th)
     th->s->nthreads--;
 }
 
+cs_op *cs_thread_op(cs_thread *th)
+{
+    if (th->op == NULL)
+        th->op = calloc(1, sizeof(*th->op));
+    return th->op;
+}
+
 static int thread_gc(lua_State *L)
 {
     cs_thread *th = lua_touserdata(L, 1);
@@ -188,6 +195,8 @@ static int thread_gc(lua_State *L)
     /* Alive here only inside lua_close: cancel without running Lua. */
     if (th->waiting != NULL)
         cs_op_cancel(th->waiting);
+    free(th->op);
+    th->op = NULL;
     free(th->chain);
     th->chain = NULL;
     cs_queue_remove(th);
@@ -218,7 +227,6 @@ cs_thread *cs_thread_new(lua_State *L, cs_sched *s, cs_handler *h, int nargs)
     th->co = co;
     th->s = s;
     th->handler = h;
-    cs_op_init(&th->op, s, th, NULL);
     h->refs++;
     h->nthreads++;
     s->nthreads++;
@@ -371,9 +379,12 @@ static int thread_spawn(lua_State *L)
         s->spawn_parent = cur;
         lua_insert(L, 1); /* the child: the anchor its results push */
         lua_settop(L, 1);
-        cs_op_init(&cur->op, s, cur, spawn_results);
-        cur->op.kind = CS_OP_POST;
-        return cs_wait(L, &cur->op);
+        cs_op *op = cs_thread_op(cur);
+        if (op == NULL)
+            return luaL_error(L, "no memory");
+        cs_op_init(op, s, cur, spawn_results);
+        op->kind = CS_OP_POST;
+        return cs_wait(L, op);
     }
     cs_start_thread(s, th);
     if (cur == NULL)
@@ -395,6 +406,7 @@ static int thread_wait(lua_State *L)
 {
     cs_sched *s = cs_sched_get(L);
     cs_thread *me = s->current != NULL ? s->current : &s->main, *th;
+    cs_op *op;
     int n = lua_gettop(L), i;
 
     if (n == 0)
@@ -414,13 +426,15 @@ static int thread_wait(lua_State *L)
         if (th->state == CS_TH_DEAD && i == n)
             return cs_fail(L, "already waited or killed");
     }
-    cs_op_init(&me->op, s, me, wait_results);
+    if ((op = cs_thread_op(me)) == NULL)
+        return luaL_error(L, "no memory");
+    cs_op_init(op, s, me, wait_results);
     for (i = 1; i <= n; i++) {
         th = thread_lookup(L, s, i);
         if (th->state == CS_TH_ALIVE)
-            th->waiter = &me->op;
+            th->waiter = op;
     }
-    return cs_wait(L, &me->op);
+    return cs_wait(L, op);
 }
 
 static int thread_kill(lua_State *L)
@@ -511,6 +525,7 @@ static int thread_run(lua_State *L)
 {
     cs_sched *s = cs_sched_get(L);
     cs_thread *me = s->current != NULL ? s->current : &s->main;
+    cs_op *op;
     cs_handler *h;
     cs_thread *entry;
 
@@ -530,18 +545,20 @@ static int thread_run(lua_State *L)
     entry = cs_thread_new(L, s, h, lua_gettop(L) - 1);
     (void)entry;
     lua_settop(L, 0);
-    cs_op_init(&me->op, s, h, run_results);
-    me->op.aux = h;
-    me->op.on_cancel = run_cancel;
-    h->waiter = &me->op;
+    if ((op = cs_thread_op(me)) == NULL)
+        return luaL_error(L, "no memory");
+    cs_op_init(op, s, h, run_results);
+    op->aux = h;
+    op->on_cancel = run_cancel;
+    h->waiter = op;
     h->refs++;
     ev_now_update(s->loop); /* DECISIONS.md 3: entering run refreshes it */
     cs_start_thread(s, h->entry);
     if (h->done) {
         h->waiter = NULL;
-        return run_results(L, &me->op);
+        return run_results(L, op);
     }
-    return cs_wait(L, &me->op);
+    return cs_wait(L, op);
 }
 
 /* exit_handler(v): ngx.exit in a handler (SPEC 10.2: a light thread
@@ -554,6 +571,7 @@ static int thread_exit_handler(lua_State *L)
 {
     cs_sched *s = cs_sched_get(L);
     cs_thread *me = s->current, *th;
+    cs_op *op;
     cs_handler *h;
 
     luaL_checkany(L, 1);
@@ -579,9 +597,11 @@ static int thread_exit_handler(lua_State *L)
         lua_settop(L, 1);
         return lua_error(L);
     }
-    cs_op_init(&me->op, s, me, NULL);
-    me->op.kind = CS_OP_EXIT;
-    return cs_wait(L, &me->op);
+    if ((op = cs_thread_op(me)) == NULL)
+        return luaL_error(L, "no memory");
+    cs_op_init(op, s, me, NULL);
+    op->kind = CS_OP_EXIT;
+    return cs_wait(L, op);
 }
 
 static const char run_wrapper[] =

@@ -43,6 +43,7 @@ static int timer_sleep(lua_State *L)
 {
     cs_sched *s = cs_sched_get(L);
     cs_thread *me = s->current != NULL ? s->current : &s->main;
+    cs_op *op;
     int n = lua_gettop(L);
     lua_Number ms;
 
@@ -55,13 +56,15 @@ static int timer_sleep(lua_State *L)
         cs_poll_once(s); /* main: let the others run once */
         return 0;
     }
-    cs_op_init(&me->op, s, me, NULL);
+    if ((op = cs_thread_op(me)) == NULL)
+        return luaL_error(L, "no memory");
+    cs_op_init(op, s, me, NULL);
     if (ms < 1)
-        me->op.kind = CS_OP_DEFER;
+        op->kind = CS_OP_DEFER;
     else
-        me->op.timeout = cs_ms_to_seconds(ms);
+        op->timeout = cs_ms_to_seconds(ms);
     lua_settop(L, 0);
-    return cs_wait(L, &me->op);
+    return cs_wait(L, op);
 }
 
 static void timer_unlink(cs_timer *t)
@@ -292,6 +295,7 @@ static int timer_shutdown(lua_State *L)
 {
     cs_sched *s = cs_sched_get(L);
     cs_thread *me = s->current != NULL ? s->current : &s->main;
+    cs_op *op;
     cs_timer *t;
 
     if (!s->exiting) {
@@ -321,11 +325,13 @@ static int timer_shutdown(lua_State *L)
         ; /* the premature callbacks start now */
     if (shutdown_done(s))
         return 0;
-    cs_op_init(&me->op, s, me, NULL);
-    me->op.on_arm = shutdown_on_arm;
-    me->op.on_cancel = shutdown_on_cancel;
+    if ((op = cs_thread_op(me)) == NULL)
+        return luaL_error(L, "no memory");
+    cs_op_init(op, s, me, NULL);
+    op->on_arm = shutdown_on_arm;
+    op->on_cancel = shutdown_on_cancel;
     lua_settop(L, 0);
-    return cs_wait(L, &me->op);
+    return cs_wait(L, op);
 }
 
 /* exiting(): shutdown() has begun (ngx.worker.exiting) */
