@@ -80,10 +80,10 @@ struct cs_thread {
     unsigned ready_seq;         /* when it became ready: events run in order */
     cs_op *waiting;             /* armed operation it waits on */
     cs_op *waiter;              /* parent's wait() watching it */
-    cs_op *op; /* its own waits (sleep, wait, run...): made at the first */
-    int nres;                   /* values left on co when it ended */
-    int nanchors;               /* values it yielded with a wait */
-    lua_State **chain;          /* coroutines it waits through (nested) */
+    cs_op *op;    /* its own waits (sleep, wait, run...): made at the first */
+    int nres;     /* values left on co when it ended */
+    int nanchors; /* values it yielded with a wait */
+    lua_State **chain; /* coroutines it waits through (nested) */
     int nchain, chaincap;
     unsigned char chain_known; /* chain entered in the state's chain map */
     unsigned char state;       /* CS_TH_* */

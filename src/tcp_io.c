@@ -427,6 +427,24 @@ static void read_begin(cs_tcp *t)
     t->read_gen++;
 }
 
+/* receive(size): sets t->scan up; 0 with "" pushed for a size under 1
+ * (raises for a negative one) */
+static int receive_size(lua_State *L, cs_tcp *t)
+{
+    lua_Number v = lua_tonumber(L, 2);
+
+    if (v <= -1) /* truncated toward zero: -0.5 is 0 */
+        return luaL_argerror(L, 2, "bad pattern argument");
+    if (v < 1) {
+        lua_pushliteral(L, "");
+        return 0;
+    }
+    cs_scan_init(&t->scan, CS_PAT_SIZE,
+                 v > (lua_Number)((size_t)-1 / 2) ? (size_t)-1 / 2 : (size_t)v,
+                 NULL);
+    return 1;
+}
+
 int cs_tcp_receive(lua_State *L)
 {
     int n = lua_gettop(L);
@@ -446,30 +464,26 @@ int cs_tcp_receive(lua_State *L)
         return cs_fail(L, busy);
     if (n == 1) {
         cs_scan_init(&t->scan, CS_PAT_LINE, 0, NULL);
-    } else if (lua_isnumber(L, 2)) {
-        lua_Number v = lua_tonumber(L, 2);
-        if (v <= -1) /* truncated toward zero: -0.5 is 0 */
-            return luaL_argerror(L, 2, "bad pattern argument");
-        if (v < 1) {
-            lua_pushliteral(L, "");
-            return 1;
-        }
-        cs_scan_init(&t->scan, CS_PAT_SIZE,
-                     v > (lua_Number)((size_t)-1 / 2) ? (size_t)-1 / 2
-                                                      : (size_t)v,
-                     NULL);
     } else if (lua_type(L, 2) == LUA_TSTRING) {
+        /* before lua_isnumber: that would try "*l" as a number first */
         size_t len;
         const char *p = lua_tolstring(L, 2, &len);
-        if (len != 2 || p[0] != '*')
+        if (len == 2 && p[0] == '*' && p[1] == 'l') {
+            cs_scan_init(&t->scan, CS_PAT_LINE, 0, NULL);
+        } else if (len == 2 && p[0] == '*' && p[1] == 'a') {
+            cs_scan_init(&t->scan, CS_PAT_ALL, 0, NULL);
+        } else if (lua_isnumber(L, 2)) { /* "10": a size, as a number */
+            if (!receive_size(L, t))
+                return 1;
+        } else if (len != 2 || p[0] != '*') {
             return luaL_argerror(
                 L, 2, lua_pushfstring(L, "bad pattern argument: %s", p));
-        if (p[1] == 'l')
-            cs_scan_init(&t->scan, CS_PAT_LINE, 0, NULL);
-        else if (p[1] == 'a')
-            cs_scan_init(&t->scan, CS_PAT_ALL, 0, NULL);
-        else
+        } else {
             return luaL_argerror(L, 2, "bad pattern argument");
+        }
+    } else if (lua_isnumber(L, 2)) {
+        if (!receive_size(L, t))
+            return 1;
     } else {
         return luaL_argerror(L, 2, "bad pattern argument");
     }
