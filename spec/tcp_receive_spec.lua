@@ -391,3 +391,57 @@ describe("large reads", function()
     assert.is_true(data == table.concat(parts), "the data differs")
   end)
 end)
+
+-- Under LuaJIT, receive is a Lua function taking whole buffered lines
+-- through the FFI (src/tcp_ffi.c) and tail-calling the C method for
+-- everything else: the two must not be told apart.
+describe("sock:receive's line fast path", function()
+  local is_jit = rawget(_G, "jit") ~= nil
+
+  it("is there under LuaJIT only", function()
+    local sock = cs.tcp()
+    assert.equal(is_jit and "Lua" or "C", debug.getinfo(sock.receive, "S").what)
+  end)
+
+  it("gives the lines of one buffer as the C method does, CRs and all", function()
+    -- one write: every line after the first is already buffered
+    local sock = scripted({ "w", "a\r\nb\n\r\n\nc\rd\r\ne\r\r\nlast" }, "c")
+    sock:settimeout(2000)
+    assert.same({ n = 1, "a" }, pack(sock:receive()))
+    assert.same({ n = 1, "b" }, pack(sock:receive("*l")))
+    assert.same({ n = 1, "" }, pack(sock:receive()))
+    assert.same({ n = 1, "" }, pack(sock:receive("*l")))
+    assert.same({ n = 1, "cd" }, pack(sock:receive()))    -- a CR inside: the C method
+    assert.same({ n = 1, "e" }, pack(sock:receive()))
+    assert.same({ n = 1, "la" }, pack(sock:receive(2)))  -- other patterns go on from there
+    assert.same({ n = 3, nil, "closed", "st" }, pack(sock:receive()))
+    assert.same({ n = 2, nil, "closed" }, pack(sock:receive()))
+  end)
+
+  it("lets a receiveuntil iterator's held bytes go, as any read does", function()
+    local sock = scripted({ "w", "ab--x\nrest\n" }, "c")
+    sock:settimeout(2000)
+    local reader = sock:receiveuntil("--y")
+    assert.same({ n = 1, "a" }, pack(reader(1)))
+    assert.same({ n = 1, "b--x" }, pack(sock:receive()))
+    assert.same({ n = 1, "rest" }, pack(sock:receive()))
+  end)
+
+  it("keeps the busy and closed rules and the C method's errors", function()
+    local sock = scripted({ "p", 200 }, { "w", "x\ny\n" }, "c")
+    sock:settimeout(2000)
+    local reader = cs.spawn(function() return sock:receive() end)
+    assert.same({ n = 2, nil, "socket busy reading" }, pack(sock:receive()))
+    assert.same({ n = 2, true, "x" }, pack(cs.wait(reader)))
+    assert.same({ n = 1, "y" }, pack(sock:receive()))
+    local ok, err = pcall(sock.receive)
+    assert.is_false(ok)
+    assert.matches("expecting 1 or 2 arguments (including the object), but got 0", err, 1, true)
+    ok, err = pcall(function() local line = sock.receive(42) return line end)
+    assert.is_false(ok)
+    assert.matches("bad argument #1 to 'receive' (table expected, got number)", err, 1, true)
+    assert.same({ n = 2, nil, "closed" }, pack(sock.receive({}))) -- not a socket
+    sock:close()
+    assert.same({ n = 2, nil, "closed" }, pack(sock:receive()))
+  end)
+end)

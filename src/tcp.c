@@ -852,6 +852,7 @@ void cs_open_tcp(lua_State *L, int mod)
     static const luaL_Reg funcs[] = {{"tcp", tcp_new}, {NULL, NULL}};
 
     cs_socket_class(L, mod, TCP_MT, TCP_STATE_MT, tcp_state_gc, methods);
+    cs_open_tcp_ffi(L, TCP_MT, TCP_STATE_MT);
     cs_register(L, mod, funcs);
     lua_getfield(L, mod, "tcp");
     lua_setfield(L, mod, "stream");
