@@ -394,13 +394,15 @@ end)
 
 -- Under LuaJIT, receive is a Lua function taking whole buffered lines
 -- through the FFI (src/tcp_ffi.c) and tail-calling the C method for
--- everything else: the two must not be told apart.
+-- everything else: the two must not be told apart.  (send's fast path is
+-- in tcp_send_spec.lua.)
 describe("sock:receive's line fast path", function()
   local is_jit = rawget(_G, "jit") ~= nil
 
   it("is there under LuaJIT only", function()
     local sock = cs.tcp()
     assert.equal(is_jit and "Lua" or "C", debug.getinfo(sock.receive, "S").what)
+    assert.equal(is_jit and "Lua" or "C", debug.getinfo(sock.send, "S").what)
   end)
 
   it("gives the lines of one buffer as the C method does, CRs and all", function()

@@ -146,6 +146,32 @@ describe("sock:send", function()
     assert.is_true(got == data, "the echo differs")
   end)
 
+  -- Strings of up to 64 KiB take LuaJIT's FFI path (src/tcp_ffi.c): when
+  -- the kernel takes only part of one, the C method sends the rest.
+  it("sends many 60 KiB strings in order while the echo is read (partial sends)", function()
+    local srv = helpers.start_fixture("echo")
+    finally(function() srv:stop() end)
+    local count, len = helpers.scale(200, 20), 60 * 1024
+    local results, got = {}, {}
+    cs.run(function()
+      local sock = cs.tcp()
+      sock:settimeout(10000)
+      assert.equal(1, sock:connect(srv.host, srv.port))
+      local reader = cs.spawn(function()
+        for i = 1, count do got[i] = sock:receive(len) end
+      end)
+      for i = 1, count do
+        results[i] = sock:send(string.format("%06d", i):rep(len / 6))
+      end
+      assert.is_true((cs.wait(reader)))
+      sock:close()
+    end)
+    for i = 1, count do
+      assert.equal(len, results[i])
+      assert.is_true(got[i] == string.format("%06d", i):rep(len / 6), "string " .. i .. " differs")
+    end
+  end)
+
   describe("timeout", function()
     it("returns nil, 'timeout' against a peer that never reads, closing the write half", function()
       local sock = connected("script")

@@ -74,6 +74,7 @@ void cs_tcp_close_fd(cs_tcp *t)
     cs_op_forget_fd(&t->wr);
     cs_op_forget_fd(&t->rd);
     t->connected = 0;
+    t->ffi_errno = 0;
     t->read_closed = t->write_closed = 1;
     t->eof = 0;
     t->may_read = 0;

@@ -28,6 +28,7 @@ typedef struct cs_tcp {
     unsigned read_gen;                /* bumped by every read call */
     int connect_ms, send_ms, read_ms; /* settimeout(s); 0: the default */
     int rd_errno, wr_errno, conn_errno;
+    int ffi_errno;  /* a send of tcp_ffi.c failed: the C method reports it */
     size_t rd_want; /* next recv size: grows on full reads */
     cs_op rd, wr;   /* wr: connect and sslhandshake too, never with a send */
     unsigned char wr_connecting; /* wr is a connect or a handshake */
@@ -87,7 +88,7 @@ int cs_tcp_receiveuntil(lua_State *L);
 void cs_tcp_io_init(cs_tcp *t);
 void cs_open_tcp_io(lua_State *L, int mod);
 
-/* tcp_ffi.c: LuaJIT's fast receive("*l"), over the C method */
+/* tcp_ffi.c: LuaJIT's fast receive("*l") and send, over the C methods */
 void cs_open_tcp_ffi(lua_State *L, const char *mt, const char *state_mt);
 
 #endif

@@ -207,6 +207,11 @@ int cs_tcp_send(lua_State *L)
     t->wr.err = NULL;
     t->send_total = c.total;
     t->wr_want_read = 0;
+    if (t->ffi_errno != 0) { /* tcp_ffi.c's send met it just now */
+        t->wr_errno = t->ffi_errno;
+        t->ffi_errno = 0;
+        return send_results(L, &t->wr);
+    }
     if (t->tls != NULL) /* one buffer for libtls: one record per write */
         return send_tls(L, t, &c);
     i = send_gathered(t, &c, &part);
