@@ -88,33 +88,39 @@ static const char fast_methods[] =
     "local fsend = cast('int (*)(void *, const char *, size_t)', "
     "send_fn)\n"
     "local at, skip = ffi.new('const char *[1]'), ffi.new('size_t[1]')\n"
-    "local function fast_receive(...)\n" /* arity kept: C counts them */
-    "  local np, self, pat = select('#', ...), ...\n"
-    "  if (np == 1 or (np == 2 and pat == '*l')) and type(self) == 'table' "
-    "then\n"
+    /* fixed parameters where the FFI is called: a vararg frame there
+     * makes LuaJIT grow each coroutine's stack (some 800 bytes of memory a
+     * thread blocked in receive); the vararg entry only counts and passes
+     * on, by tail calls, so the C method still sees the caller's frame */
+    "local function line_receive(np, self, pat)\n"
+    "  if (np == 1 or pat == '*l') and type(self) == 'table' then\n"
     "    local state = rawget(self, 1)\n"
     "    if getmetatable(state) == state_mt then\n"
-    "      local t = cast('void *', state)\n"
-    "      local n = line(t, at, skip)\n"
+    "      local n = line(state, at, skip)\n"
     "      if n >= 0 then\n"
     "        local s = ffi_string(at[0], n)\n"
-    "        done(t, skip[0])\n"
+    "        done(state, skip[0])\n"
     "        return s\n"
     "      end\n"
     "    end\n"
     "  end\n"
+    "  if np == 1 then return receive(self) end\n"
+    "  return receive(self, pat)\n"
+    "end\n"
+    "local function fast_receive(...)\n" /* arity kept: C counts them */
+    "  local np = select('#', ...)\n"
+    "  if np == 1 or np == 2 then return line_receive(np, ...) end\n"
     "  return receive(...)\n"
     "end\n"
-    "local function fast_send(...)\n"
-    "  local np, self, data = select('#', ...), ...\n"
+    "local function string_send(self, data)\n"
     /* small strings: a big one the kernel cannot take at once would be
      * copied twice on its way to the C method */
-    "  if np == 2 and type(data) == 'string' and #data <= 65536 and "
+    "  if type(data) == 'string' and #data <= 65536 and "
     "type(self) == 'table' then\n"
     "    local state = rawget(self, 1)\n"
     "    if getmetatable(state) == state_mt then\n"
     "      local len = #data\n"
-    "      local n = fsend(cast('void *', state), data, len)\n"
+    "      local n = fsend(state, data, len)\n"
     "      if n == len then return len end\n"
     "      if n > 0 then\n" /* the kernel took a part: C sends the rest */
     "        local sent, err = send(self, sub(data, n + 1))\n"
@@ -123,6 +129,10 @@ static const char fast_methods[] =
     "      end\n"
     "    end\n"
     "  end\n"
+    "  return send(self, data)\n"
+    "end\n"
+    "local function fast_send(...)\n"
+    "  if select('#', ...) == 2 then return string_send(...) end\n"
     "  return send(...)\n"
     "end\n"
     "return fast_receive, fast_send\n";
