@@ -3,10 +3,12 @@
  * through FFI calls instead of the Lua C API (some 900 instructions a
  * call), which is where a line-reading loop or a request loop spends its
  * user time.  Anything else (no whole line buffered, a CR inside the line,
- * a full send buffer, a busy or closed socket, TLS, other arguments, PUC
- * Lua) tail-calls the C method, so results and error messages are those of
- * the C method: a tail call leaves the caller's frame for luaL_argerror to
- * name ("receive"). */
+ * a full send buffer, a string over 64 KiB, a busy or closed socket, TLS,
+ * other arguments) tail-calls the C method, so results and error messages
+ * are those of the C method: a tail call leaves the caller's frame for
+ * luaL_argerror to name ("receive").  The one non-tail call, the C send of
+ * what the kernel left of a string, cannot raise.  PUC Lua keeps the C
+ * methods as they are. */
 #include <errno.h>
 #include <limits.h>
 #include <stdint.h>
