@@ -204,46 +204,16 @@ local lua_path = bench_dir .. "/clients/?.lua;" .. repo .. "/src/?.lua;;"
 local lua_env = format("LUA_PATH=%s LUA_CPATH=%s", sh_quote(lua_path),
                        sh_quote(build .. "/?.so;;"))
 
--- W5's test CA and server certificate (EC P-256, as spec/helpers' tls_certs),
--- made once by the openssl CLI in the temporary directory
+-- W5's test CA and server certificate: spec/helpers/make_certs.sh, run once
+-- in the temporary directory
 local certs
-local cert_script = [=[
-set -e
-cd "$1"
-cat > openssl.cnf <<'EOF'
-[ req ]
-distinguished_name = dn
-prompt = no
-[ dn ]
-CN = unused
-[ ca_ext ]
-basicConstraints = critical, CA:TRUE
-keyUsage = critical, keyCertSign, cRLSign
-subjectKeyIdentifier = hash
-[ localhost ]
-basicConstraints = CA:FALSE
-subjectAltName = DNS:localhost, IP:127.0.0.1
-extendedKeyUsage = serverAuth
-EOF
-export OPENSSL_CONF="$PWD/openssl.cnf"
-key() { openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out "$1.key"; }
-key ca
-openssl req -x509 -new -key ca.key -subj "/CN=cosocket bench CA" -days 3650 \
-  -extensions ca_ext -out ca.pem
-key server
-openssl req -new -key server.key -subj /CN=localhost -out server.csr
-openssl x509 -req -in server.csr -CA ca.pem -CAkey ca.key -set_serial 1001 \
-  -days 3650 -extfile openssl.cnf -extensions localhost -out server.pem
-echo made
-]=]
 
 local function tls_certs()
   if certs then return certs end
   local dir = tmp .. "/tls"
   os.execute("mkdir -p " .. sh_quote(dir))
-  write_file(dir .. "/make.sh", cert_script)
-  os.execute(format("sh %s/make.sh %s >%s/make.log 2>&1", sh_quote(dir), sh_quote(dir),
-                    sh_quote(dir)))
+  os.execute(format("sh %s %s >%s/make.log 2>&1", sh_quote(repo .. "/spec/helpers/make_certs.sh"),
+                    sh_quote(dir), sh_quote(dir)))
   local made = read_file(dir .. "/make.log") or ""
   assert(made:match("made\n$"), "openssl could not make the W5 certificates: " .. made)
   certs = { ca = dir .. "/ca.pem", cert = dir .. "/server.pem", key = dir .. "/server.key" }

@@ -318,72 +318,16 @@ local function indent(lines, prefix)
 end
 
 -- TLS material --------------------------------------------------------------------
--- With the openssl CLI, into dir (EC P-256 keys: fast): a CA; server (CN and
--- SAN localhost, SAN IP 127.0.0.1), wrong (SAN other.test only) and expired
--- (as server, valid in January 2020 only), all by the CA; self (localhost,
--- signed by its own key).  Returns { ca = path, NAME = { cert =, key = } }.
-local cert_script = [=[
-set -e
-cd "$1"
-cat > openssl.cnf <<'END'
-[ req ]
-distinguished_name = dn
-prompt = no
-[ dn ]
-CN = unused
-[ ca_ext ]
-basicConstraints = critical, CA:TRUE
-keyUsage = critical, keyCertSign, cRLSign
-subjectKeyIdentifier = hash
-[ localhost ]
-basicConstraints = CA:FALSE
-subjectAltName = DNS:localhost, IP:127.0.0.1
-extendedKeyUsage = serverAuth
-[ other ]
-basicConstraints = CA:FALSE
-subjectAltName = DNS:other.test
-extendedKeyUsage = serverAuth
-[ ca ]
-default_ca = test_ca
-[ test_ca ]
-database = index.txt
-new_certs_dir = .
-serial = serial.txt
-default_md = sha256
-policy = any
-unique_subject = no
-[ any ]
-commonName = supplied
-END
-export OPENSSL_CONF="$PWD/openssl.cnf"
-key() { openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out "$1.key"; }
-csr() { key "$1"; openssl req -new -key "$1.key" -subj "$2" -out "$1.csr"; }
-sign() {
-  openssl x509 -req -in "$1.csr" -CA ca.pem -CAkey ca.key -set_serial "$3" \
-    -days 3650 -extfile openssl.cnf -extensions "$2" -out "$1.pem"
-}
-key ca
-openssl req -x509 -new -key ca.key -subj "/CN=cosocket conformance CA" -days 3650 \
-  -extensions ca_ext -out ca.pem
-csr server /CN=localhost;  sign server localhost 1001
-csr wrong /CN=other.test;  sign wrong other 1002
-key self
-openssl req -x509 -new -key self.key -subj /CN=localhost -days 3650 \
-  -extensions localhost -out self.pem
-: > index.txt; echo 2001 > serial.txt
-csr expired /CN=localhost
-openssl ca -batch -notext -cert ca.pem -keyfile ca.key -in expired.csr -out expired.pem \
-  -extensions localhost -extfile openssl.cnf \
-  -startdate 20200101000000Z -enddate 20200201000000Z
-echo made
-]=]
-
+-- spec/helpers/make_certs.sh into dir: a CA; server (CN and SAN localhost, SAN
+-- IP 127.0.0.1), wrong (SAN other.test only) and expired (as server, valid in
+-- January 2020 only), all by the CA; self (localhost, signed by its own key).
+-- Returns { ca = path, NAME = { cert =, key = } }.
 local function make_certs(dir)
   assert(dir:sub(1, 1) == "/", "make_certs: absolute directory expected")
   os.execute("mkdir -p " .. sh_quote(dir))
-  write_file(dir .. "/make.sh", cert_script)
   local log = dir .. "/make.log"
-  os.execute("env -u LD_PRELOAD sh " .. sh_quote(dir .. "/make.sh") .. " " .. sh_quote(dir) ..
+  os.execute("env -u LD_PRELOAD sh " .. sh_quote(repo .. "/spec/helpers/make_certs.sh") .. " " ..
+             sh_quote(dir) ..
              " >" .. sh_quote(log) .. " 2>&1 </dev/null")
   if not (read_file(log) or ""):match("made\n$") then
     error("openssl failed to make the TLS certificates:\n" .. tail(read_file(log), 20))

@@ -356,74 +356,8 @@ end
 
 local certs_key = "cosocket.spec.tls_certs"
 
-local cert_script = [=[
-set -e
-cd "$1"
-cat > openssl.cnf <<'EOF'
-[ req ]
-distinguished_name = dn
-prompt = no
-[ dn ]
-CN = unused
-[ ca_ext ]
-basicConstraints = critical, CA:TRUE
-keyUsage = critical, keyCertSign, cRLSign
-subjectKeyIdentifier = hash
-[ localhost ]
-basicConstraints = CA:FALSE
-subjectAltName = DNS:localhost, IP:127.0.0.1
-extendedKeyUsage = serverAuth
-[ other ]
-basicConstraints = CA:FALSE
-subjectAltName = DNS:other.test
-extendedKeyUsage = serverAuth
-[ client ]
-basicConstraints = CA:FALSE
-extendedKeyUsage = clientAuth
-[ ca ]
-default_ca = test_ca
-[ test_ca ]
-database = index.txt
-new_certs_dir = .
-serial = serial.txt
-default_md = sha256
-policy = any
-unique_subject = no
-[ any ]
-commonName = supplied
-EOF
-export OPENSSL_CONF="$PWD/openssl.cnf"
-key() { openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out "$1.key" 2>/dev/null; }
-csr() { key "$1"; openssl req -new -key "$1.key" -subj "$2" -out "$1.csr"; }
-# sign NAME ISSUER SECTION SERIAL
-sign() {
-  openssl x509 -req -in "$1.csr" -CA "$2.pem" -CAkey "$2.key" -set_serial "$4" \
-    -days 3650 -extfile openssl.cnf -extensions "$3" -out "$1.pem" 2>/dev/null
-}
-key ca
-openssl req -x509 -new -key ca.key -subj "/CN=cosocket test CA" -days 3650 \
-  -extensions ca_ext -out ca.pem
-csr server /CN=localhost;  sign server ca localhost 1001
-csr wrong /CN=other.test;  sign wrong ca other 1002
-csr client "/CN=cosocket test client"; sign client ca client 1003
-csr inter "/CN=cosocket test intermediate"; sign inter ca ca_ext 1004
-csr leaf /CN=localhost;    sign leaf inter localhost 1005
-cat leaf.pem inter.pem > chain.pem
-cat server.pem ca.pem > with_root.pem
-key self
-openssl req -x509 -new -key self.key -subj /CN=localhost -days 3650 \
-  -extensions localhost -out self.pem
-: > index.txt; echo 2001 > serial.txt
-csr expired /CN=localhost
-openssl ca -batch -notext -cert ca.pem -keyfile ca.key -in expired.csr -out expired.pem \
-  -extensions localhost -extfile openssl.cnf \
-  -startdate 20200101000000Z -enddate 20200201000000Z 2>/dev/null
-csr notyet /CN=localhost
-openssl ca -batch -notext -cert ca.pem -keyfile ca.key -in notyet.csr -out notyet.pem \
-  -extensions localhost -extfile openssl.cnf \
-  -startdate 20990101000000Z -enddate 21000101000000Z 2>/dev/null
-echo made
-]=]
+-- the script that makes them, shared with conformance/run.lua and bench/run.lua
+local cert_script_path = (debug.getinfo(1, "S").source:match("^@(.*/)") or "./") .. "make_certs.sh"
 
 function helpers.tls_certs()
   local reg = debug.getregistry()
@@ -432,12 +366,8 @@ function helpers.tls_certs()
   local dir = p:read("*l")
   p:close()
   assert(dir and dir:match("^/tmp/cosocket%-tls%.[%w]+$"), "tls_certs: mktemp -d failed")
-  local script = dir .. "/make.sh"
-  local f = assert(io.open(script, "wb"))
-  f:write(cert_script)
-  f:close()
   local log = dir .. "/make.log"
-  os.execute("env -u LD_PRELOAD sh " .. shell_quote(script) .. " " .. shell_quote(dir) ..
+  os.execute("env -u LD_PRELOAD sh " .. shell_quote(cert_script_path) .. " " .. shell_quote(dir) ..
              " >" .. shell_quote(log) .. " 2>&1")
   if not read_file(log):match("made\n$") then
     error("tls_certs: openssl failed:\n" .. read_file(log), 2)
