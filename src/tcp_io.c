@@ -22,13 +22,17 @@
 #define READ_MIN     4096
 #define READ_MAX     (1 << 20)
 
-static const char *tcp_read_busy(cs_tcp *t)
+/* May t start a read?  0, or the count of nil, err pushed ("closed",
+ * "socket busy ..."), which the caller returns. */
+static int tcp_read_refused(lua_State *L, cs_tcp *t)
 {
+    if (t == NULL || t->fd < 0 || t->read_closed)
+        return cs_fail(L, "closed");
     if (cs_tcp_connecting(t))
-        return "socket busy connecting";
+        return cs_fail(L, "socket busy connecting");
     if (t->rd.pending)
-        return "socket busy reading";
-    return NULL;
+        return cs_fail(L, "socket busy reading");
+    return 0;
 }
 
 /* ---- send -------------------------------------------------------------- */
@@ -432,6 +436,21 @@ static void read_begin(cs_tcp *t)
     t->read_gen++;
 }
 
+/* x for a "*x" string argument at idx, else 0.  Looked at before
+ * lua_isnumber, which would try "*l" as a number on every call. */
+static int pattern_star(lua_State *L, int idx)
+{
+    size_t len;
+    const char *p;
+
+    if (lua_type(L, idx) != LUA_TSTRING)
+        return 0;
+    p = lua_tolstring(L, idx, &len);
+    if (len != 2 || p[0] != '*')
+        return 0;
+    return p[1] != '\0' ? (unsigned char)p[1] : '*'; /* "*\0": not 0 */
+}
+
 /* receive(size): sets t->scan up; 0 with "" pushed for a size under 1
  * (raises for a negative one) */
 static int receive_size(lua_State *L, cs_tcp *t)
@@ -452,9 +471,8 @@ static int receive_size(lua_State *L, cs_tcp *t)
 
 int cs_tcp_receive(lua_State *L)
 {
-    int n = lua_gettop(L);
+    int n = lua_gettop(L), refused, star;
     cs_tcp *t;
-    const char *busy;
 
     if (n != 1 && n != 2)
         return luaL_error(L,
@@ -462,33 +480,20 @@ int cs_tcp_receive(lua_State *L)
                           "object), but got %d",
                           n);
     t = cs_tcp_self(L);
-    if (t == NULL || t->fd < 0 || t->read_closed)
-        return cs_fail(L, "closed");
-    busy = tcp_read_busy(t);
-    if (busy != NULL)
-        return cs_fail(L, busy);
-    if (n == 1) {
+    if ((refused = tcp_read_refused(L, t)) != 0)
+        return refused;
+    star = n == 1 ? 'l' : pattern_star(L, 2);
+    if (star == 'l') {
         cs_scan_init(&t->scan, CS_PAT_LINE, 0, NULL);
-    } else if (lua_type(L, 2) == LUA_TSTRING) {
-        /* before lua_isnumber: that would try "*l" as a number first */
-        size_t len;
-        const char *p = lua_tolstring(L, 2, &len);
-        if (len == 2 && p[0] == '*' && p[1] == 'l') {
-            cs_scan_init(&t->scan, CS_PAT_LINE, 0, NULL);
-        } else if (len == 2 && p[0] == '*' && p[1] == 'a') {
-            cs_scan_init(&t->scan, CS_PAT_ALL, 0, NULL);
-        } else if (lua_isnumber(L, 2)) { /* "10": a size, as a number */
-            if (!receive_size(L, t))
-                return 1;
-        } else if (len != 2 || p[0] != '*') {
-            return luaL_argerror(
-                L, 2, lua_pushfstring(L, "bad pattern argument: %s", p));
-        } else {
-            return luaL_argerror(L, 2, "bad pattern argument");
-        }
-    } else if (lua_isnumber(L, 2)) {
+    } else if (star == 'a') {
+        cs_scan_init(&t->scan, CS_PAT_ALL, 0, NULL);
+    } else if (lua_isnumber(L, 2)) { /* 10 or "10": a size */
         if (!receive_size(L, t))
             return 1;
+    } else if (lua_type(L, 2) == LUA_TSTRING && star == 0) {
+        return luaL_argerror(
+            L, 2,
+            lua_pushfstring(L, "bad pattern argument: %s", lua_tostring(L, 2)));
     } else {
         return luaL_argerror(L, 2, "bad pattern argument");
     }
@@ -500,7 +505,7 @@ int cs_tcp_receiveany(lua_State *L)
 {
     int n = lua_gettop(L);
     cs_tcp *t;
-    const char *busy;
+    int refused;
     lua_Number max;
 
     if (n != 2)
@@ -509,11 +514,8 @@ int cs_tcp_receiveany(lua_State *L)
                           "but got %d",
                           n);
     t = cs_tcp_self(L);
-    if (t == NULL || t->fd < 0 || t->read_closed)
-        return cs_fail(L, "closed");
-    busy = tcp_read_busy(t);
-    if (busy != NULL)
-        return cs_fail(L, busy);
+    if ((refused = tcp_read_refused(L, t)) != 0)
+        return refused;
     if (!lua_isnumber(L, 2) || (max = lua_tonumber(L, 2)) < 1)
         return luaL_argerror(L, 2, "bad max argument");
     cs_scan_init(&t->scan, CS_PAT_ANY,
@@ -532,7 +534,7 @@ static int until_iterate(lua_State *L)
     lua_Integer size = 0;
     cs_until *u = lua_touserdata(L, lua_upvalueindex(3));
     cs_tcp *t;
-    const char *busy;
+    int refused;
 
     if (n > 1)
         return luaL_error(L, "expecting 0 or 1 arguments, but seen %d", n);
@@ -544,11 +546,8 @@ static int until_iterate(lua_State *L)
     lua_settop(L, 0);
     lua_pushvalue(L, lua_upvalueindex(1)); /* the socket, as self */
     t = cs_tcp_self(L);
-    if (t == NULL || t->fd < 0 || t->read_closed)
-        return cs_fail(L, "closed");
-    busy = tcp_read_busy(t);
-    if (busy != NULL)
-        return cs_fail(L, busy);
+    if ((refused = tcp_read_refused(L, t)) != 0)
+        return refused;
     if (u->state == -1) { /* the part ended: say so once */
         u->state = 0;
         lua_pushnil(L);

@@ -40,6 +40,17 @@ typedef struct cs_udp {
     socklen_t bind_len;
 } cs_udp;
 
+/* May u be used (send, receive, close)?  0, or the count of nil, err
+ * pushed, which the caller returns: half duplex, one call at a time. */
+static int udp_refused(lua_State *L, cs_udp *u)
+{
+    if (u->fd < 0)
+        return cs_fail(L, "closed");
+    if (u->rd.pending)
+        return cs_fail(L, "socket busy");
+    return 0;
+}
+
 static cs_udp *udp_self(lua_State *L)
 {
     cs_udp *u;
@@ -287,7 +298,7 @@ static int udp_flatten(cs_sched *s, struct msghdr *msg, size_t total)
 
 static int udp_send(lua_State *L)
 {
-    int n = lua_gettop(L);
+    int n = lua_gettop(L), refused;
     cs_udp *u;
     struct msghdr msg;
     size_t total;
@@ -299,10 +310,8 @@ static int udp_send(lua_State *L)
                           "but got %d",
                           n);
     u = udp_self(L);
-    if (u->fd < 0)
-        return cs_fail(L, "closed");
-    if (u->rd.pending)
-        return cs_fail(L, "socket busy");
+    if ((refused = udp_refused(L, u)) != 0)
+        return refused;
     memset(&msg, 0, sizeof(msg));
     msg.msg_iovlen = (size_t)cs_gather(L, u->s, 2, &total); /* may raise */
     msg.msg_iov = u->s->iov;
@@ -377,7 +386,7 @@ static int udp_receive_results(lua_State *L, cs_op *op)
 
 static int udp_receive(lua_State *L)
 {
-    int n = lua_gettop(L);
+    int n = lua_gettop(L), refused;
     cs_udp *u;
     lua_Number size;
     cs_op *op;
@@ -389,10 +398,8 @@ static int udp_receive(lua_State *L)
                           "object), but got %d",
                           n);
     u = udp_self(L);
-    if (u->fd < 0)
-        return cs_fail(L, "closed");
-    if (u->rd.pending)
-        return cs_fail(L, "socket busy");
+    if ((refused = udp_refused(L, u)) != 0)
+        return refused;
     size = luaL_optnumber(L, 2, UDP_MAX_DATAGRAM);
     /* as ngx's (size_t) cast: negative sizes become the maximum */
     u->rsize =
@@ -437,7 +444,7 @@ static int udp_settimeout(lua_State *L)
 
 static int udp_close(lua_State *L)
 {
-    int n = lua_gettop(L);
+    int n = lua_gettop(L), refused;
     cs_udp *u;
 
     if (n != 1)
@@ -446,10 +453,8 @@ static int udp_close(lua_State *L)
                           "but seen %d",
                           n);
     u = udp_self(L);
-    if (u->fd < 0)
-        return cs_fail(L, "closed");
-    if (u->rd.pending)
-        return cs_fail(L, "socket busy");
+    if ((refused = udp_refused(L, u)) != 0)
+        return refused;
     udp_close_fd(u);
     lua_pushinteger(L, 1);
     return 1;
