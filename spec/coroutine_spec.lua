@@ -7,12 +7,9 @@ local helpers = require "helpers"
 local C = cs.coroutine
 local is_puc = not rawget(_G, "jit") and _VERSION == "Lua 5.1"  -- 5.2+ yields across pcall
 
-local function recorder()
-  local log = {}
-  return log, function(s) log[#log + 1] = s end
-end
+local recorder = helpers.recorder
 
-local function pack(...) return { n = select("#", ...), ... } end
+local pack = helpers.pack
 
 describe("a wait inside cosocket.coroutine coroutines in a light thread", function()
   it("suspends only that light thread, three deep, and user yields reach the resumer",

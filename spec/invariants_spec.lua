@@ -5,17 +5,11 @@
 local cs = require "cosocket"
 local helpers = require "helpers"
 
-local function pack(...) return { n = select("#", ...), ... } end
+local pack = helpers.pack
 
 -- a socket connected to a new `script` fixture, the script sent
 local function scripted(...)
-  local srv = helpers.start_fixture("script")
-  finally(function() srv:stop() end)
-  local sock = cs.tcp()
-  assert.equal(1, sock:connect(srv.host, srv.port))
-  assert(sock:send(helpers.script(...)))
-  sock:settimeout(2000)
-  return sock
+  return (helpers.with_timeout(2000, helpers.scripted(finally, ...)))
 end
 
 describe("a yield refused on its way out", function()

@@ -35,16 +35,10 @@ local ngx = require "cosocket.ngx"
 local helpers = require "helpers"
 local socket = require "socket"
 
-local function pack(...) return { n = select("#", ...), ... } end
-local unpack = unpack or rawget(table, "unpack")
+local pack = helpers.pack
+local unpack = helpers.unpack
 
--- helpers.fd_count lists /proc from a child: the least of three counts is the
--- true one (see pool_spec.lua)
-local function fd_count()
-  local n = helpers.fd_count()
-  for _ = 1, 2 do n = math.min(n, helpers.fd_count()) end
-  return n
-end
+local fd_count = helpers.least_fd_count
 
 -- descriptors once what is unreachable is collected
 local function fds()
@@ -53,36 +47,16 @@ local function fds()
   return fd_count()
 end
 
-local function clock()
-  cs.update_time()
-  return cs.now()
-end
+local clock = helpers.clock
 
 -- Cleanups of the current test, run by after_each even when the test fails
 -- (this busted keeps only the last function given to finally()).
-local cleanups = {}
-local function defer(fn) cleanups[#cleanups + 1] = fn end
-local function run_cleanups()
-  for i = #cleanups, 1, -1 do pcall(cleanups[i]) end
-  cleanups = {}
-end
+local defer, run_cleanups = helpers.cleanups()
 
-local function fixture(mode, opts)
-  local srv = helpers.start_fixture(mode, opts)
-  defer(function() srv:stop() end)
-  return srv
-end
+local function fixture(mode, opts) return helpers.fixture(defer, mode, opts) end
 
 -- drives the loop until pred() is true, at most `limit` s (default 2)
-local function wait_for(pred, limit)
-  local deadline = clock() + (limit or 2)
-  repeat
-    local v = pred()
-    if v then return v end
-    cs.sleep(0.005)
-  until clock() > deadline
-  return pred()
-end
+local function wait_for(pred, limit) return helpers.wait_for(pred, limit or 2) end
 
 -- A light thread of the main chunk running fn(...): st.result is set to what
 -- fn returned, and st.after to true, once fn has returned.
@@ -127,11 +101,7 @@ local function assert_tcp_closed(sock)
 end
 
 -- one echo round trip
-local function roundtrip(sock, text)
-  text = text or "ping"
-  assert.same({ n = 1, #text + 1 }, pack(sock:send(text .. "\n")))
-  assert.same({ n = 1, text }, pack(sock:receive()))
-end
+local roundtrip = helpers.roundtrip
 
 -- the same object connects again, to an echo peer, and works
 local function reconnects(sock, echo)
@@ -142,57 +112,21 @@ local function reconnects(sock, echo)
 end
 
 -- a LuaSocket listener: its accepted connections show what the peer sees
-local function listener()
-  local l = assert(socket.bind("127.0.0.1", 0))
-  l:settimeout(2)
-  local _, port = l:getsockname()
-  defer(function() l:close() end)
-  return l, tonumber(port)
-end
+local function listener() return helpers.listener(defer) end
 
-local function accept(l)
-  local c = assert(l:accept())
-  defer(function() c:close() end)
-  return c
-end
+local function accept(l) return helpers.accept(defer, l) end
 
 -- "eof" when the peer's side has ended, "open" when it is still open and
 -- silent (within `limit` s, default 1), else the data it got
-local function peer_state(conn, limit)
-  conn:settimeout(limit or 1)
-  local data, err, partial = conn:receive("*a")
-  if data then return data == "" and "eof" or data end
-  if err == "timeout" then
-    return (partial == nil or partial == "") and "open" or partial
-  end
-  return "eof"
-end
+local peer_state = helpers.peer_state
 
 -- Connections the `script` fixture srv accepted so far, not counting the ones
 -- this function made to ask (as pool_spec.lua)
-local function accepted(srv)
-  local c = socket.tcp()
-  c:settimeout(2)
-  assert(c:connect(srv.host, srv.port))
-  assert(c:send(helpers.script("a")))
-  local line, err = c:receive("*l")
-  c:close()
-  assert(line, "accepted: no count from the fixture: " .. tostring(err))
-  srv.asked = (srv.asked or 0) + 1
-  return tonumber(line) - srv.asked
-end
+local accepted = helpers.accepted
 
 -- configure{} for this test only (a string setting that was unset comes back
 -- as false: the default)
-local function configure(t)
-  local before = cs.configure({})
-  local restore = {}
-  for k in pairs(t) do
-    if before[k] == nil then restore[k] = false else restore[k] = before[k] end
-  end
-  defer(function() cs.configure(restore) end)
-  return cs.configure(t)
-end
+local function configure(t) return helpers.configure(defer, t) end
 
 local BIG = ("x"):rep(8 * 1024 * 1024)   -- more than loopback buffers take
 

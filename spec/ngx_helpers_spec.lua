@@ -3,7 +3,7 @@
 -- compute them (conformance/cases/ngx_* compare them with the oracle).
 local ngx = require "cosocket.ngx"
 
-local function pack(...) return { n = select("#", ...), ... } end
+local pack = require("helpers").pack
 
 local function hex(s)
   return (s:gsub(".", function(c) return ("%02x"):format(c:byte()) end))

@@ -4,7 +4,7 @@
 local cs = require "cosocket"
 local ngx = require "cosocket.ngx"
 
-local function pack(...) return { n = select("#", ...), ... } end
+local pack = require("helpers").pack
 
 describe("ngx.re.match", function()
   it("returns [0] and the numbered captures", function()

@@ -4,7 +4,7 @@
 -- (the conformance oracle declares no lua_shared_dict).
 local ngx = require "cosocket.ngx"
 
-local function pack(...) return { n = select("#", ...), ... } end
+local pack = require("helpers").pack
 
 local n = 0
 local function fresh()

@@ -14,27 +14,16 @@ local cs = require "cosocket"
 local helpers = require "helpers"
 local socket = require "socket"
 
-local function pack(...) return { n = select("#", ...), ... } end
-local unpack = unpack or rawget(table, "unpack")
+local pack = helpers.pack
+local unpack = helpers.unpack
 
--- helpers.fd_count lists /proc from a child: when the child runs before popen
--- has closed the write end of its pipe, both ends are counted. The least of
--- three counts is the true one.
-local function fd_count()
-  local n = helpers.fd_count()
-  for _ = 1, 2 do n = math.min(n, helpers.fd_count()) end
-  return n
-end
+local fd_count = helpers.least_fd_count
 
-local function clock()
-  cs.update_time()
-  return cs.now()
-end
+local clock = helpers.clock
 
 -- Cleanups of the current test, run by after_each even when the test fails
 -- (this busted keeps only the last function given to finally()).
-local cleanups = {}
-local function defer(fn) cleanups[#cleanups + 1] = fn end
+local defer, run_cleanups = helpers.cleanups()
 
 -- Pool keys this file creates: after each test they must go (their peers are
 -- gone), so that no later test meets a stale pool, and the last test checks
@@ -56,15 +45,7 @@ end
 
 -- drives the loop (cs.sleep in the test body) until pred() is true, at most
 -- `limit` seconds; returns pred()'s last value
-local function wait_for(pred, limit)
-  local deadline = clock() + (limit or 1)
-  repeat
-    local v = pred()
-    if v then return v end
-    cs.sleep(0.002)
-  until clock() > deadline
-  return pred()
-end
+local function wait_for(pred, limit) return helpers.wait_for(pred, limit, 0.002) end
 
 -- the three counters DECISIONS.md names for a key, or nil: no pool
 local function stats(key)
@@ -73,61 +54,30 @@ local function stats(key)
 end
 
 local function fixture(mode, opts)
-  local srv = helpers.start_fixture(mode, opts)
-  defer(function() srv:stop() end)
+  local srv = helpers.fixture(defer, mode, opts)
   srv.key = srv.host and track(srv.host .. ":" .. srv.port)
   return srv
 end
 
 -- Connections the `script` fixture srv accepted so far, not counting the ones
 -- this function made to ask (the `a` token counts the asking connection too).
-local function accepted(srv)
-  local c = socket.tcp()
-  c:settimeout(2)
-  assert(c:connect(srv.host, srv.port))
-  assert(c:send(helpers.script("a")))
-  local line, err = c:receive("*l")
-  c:close()
-  assert(line, "accepted: no count from the fixture: " .. tostring(err))
-  srv.asked = (srv.asked or 0) + 1
-  return tonumber(line) - srv.asked
-end
+local accepted = helpers.accepted
 
 -- a LuaSocket listener: its accepted connections show what the peer sees
 local function listener()
-  local l = assert(socket.bind("127.0.0.1", 0))
-  l:settimeout(2)
-  local _, port = l:getsockname()
-  defer(function() l:close() end)
-  port = tonumber(port)
+  local l, port = helpers.listener(defer)
   return l, port, track("127.0.0.1:" .. port)
 end
 
-local function accept(l)
-  local c = assert(l:accept())
-  defer(function() c:close() end)
-  return c
-end
+local function accept(l) return helpers.accept(defer, l) end
 
 -- "eof" when the peer's side has ended (clean close, or a reset: a connection
 -- closed with unread input resets), "open" when it is still open and silent,
 -- else the data it got.  Waits at most `limit` s (default 1) for the end.
-local function peer_state(conn, limit)
-  conn:settimeout(limit or 1)
-  local data, err, partial = conn:receive("*a")
-  if data then return data == "" and "eof" or data end
-  if err == "timeout" then
-    return (partial == nil or partial == "") and "open" or partial
-  end
-  return "eof"    -- "closed", "connection reset by peer"
-end
+local peer_state = helpers.peer_state
 
 -- one round trip on a connection that echoes lines
-local function roundtrip(sock, text)
-  text = text or "ping"
-  assert.same({ n = 1, #text + 1 }, pack(sock:send(text .. "\n")))
-  assert.same({ n = 1, text }, pack(sock:receive()))
-end
+local roundtrip = helpers.roundtrip
 
 -- a socket connected to srv (opts: connect's options), whose connection
 -- echoes lines: a new connection gets the script line first
@@ -152,8 +102,7 @@ describe("connection pools", function()
   end)
 
   after_each(function()
-    for i = #cleanups, 1, -1 do pcall(cleanups[i]) end
-    cleanups = {}
+    run_cleanups()
     -- the peers are gone: the idle watchers close what the pools kept
     collectgarbage()
     wait_for(function() return #leftover_keys() == 0 end, 2)

@@ -3,9 +3,7 @@
 -- `make valgrind` these prove that closing leaks and crashes nothing).
 local helpers = require "helpers"
 
-local function child(code)
-  return helpers.run_lua('local cs = require "cosocket"\n' .. code, 10)
-end
+local child = helpers.cosocket_child
 
 describe("a script", function()
   it("reports an uncaught error of a light thread on stderr with its traceback; siblings finish",

@@ -2,10 +2,7 @@
 local cs = require "cosocket"
 local helpers = require "helpers"
 
-local function recorder()
-  local log = {}
-  return log, function(s) log[#log + 1] = s end
-end
+local recorder = helpers.recorder
 
 describe("cosocket.spawn", function()
   it("runs the child at once until it first waits, then returns to main", function()
@@ -71,7 +68,7 @@ end)
 describe("cosocket.wait", function()
   it("returns true and every result of the thread", function()
     local t = cs.spawn(function() cs.sleep(0.001); return "r1", nil, "r3" end)
-    local function pack(...) return { n = select("#", ...), ... } end
+    local pack = helpers.pack
     assert.same({ n = 4, true, "r1", nil, "r3" }, pack(cs.wait(t)))
   end)
 

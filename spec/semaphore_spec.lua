@@ -1,12 +1,9 @@
 -- cosocket.semaphore: ngx.semaphore's semantics (SPEC.md 10.8).
 local cs = require "cosocket"
 
-local function recorder()
-  local log = {}
-  return log, function(s) log[#log + 1] = s end
-end
+local recorder = require("helpers").recorder
 
-local function pack(...) return { n = select("#", ...), ... } end
+local pack = require("helpers").pack
 
 describe("cosocket.semaphore(n)", function()
   it("starts with n resources, 0 by default", function()

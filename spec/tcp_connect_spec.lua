@@ -4,23 +4,12 @@
 -- child processes: a resolver string cannot be unset in this state).
 local cs = require "cosocket"
 local helpers = require "helpers"
-local socket = require "socket"
 
-local function pack(...) return { n = select("#", ...), ... } end
+local pack = helpers.pack
 
--- helpers.fd_count lists /proc from a child: when the child runs before popen
--- has closed the write end of its pipe, both ends are counted. The least of
--- three counts is the true one.
-local function fd_count()
-  local n = helpers.fd_count()
-  for _ = 1, 2 do n = math.min(n, helpers.fd_count()) end
-  return n
-end
+local fd_count = helpers.least_fd_count
 
-local function clock()
-  cs.update_time()
-  return cs.now()
-end
+local clock = helpers.clock
 
 -- a port where nothing listens (a fixture that has just stopped)
 local function dead_port()
@@ -38,12 +27,7 @@ local function roundtrip(sock, text)
 end
 
 -- a LuaSocket listener: its accepted connections show what the peer sees
-local function listener()
-  local l = assert(socket.bind("127.0.0.1", 0))
-  l:settimeout(2)
-  local _, port = l:getsockname()
-  return l, tonumber(port)
-end
+local listener = helpers.listener
 
 -- what the peer reads on an accepted connection within 1 s: "closed" at EOF
 local function peer_sees(conn)

@@ -5,30 +5,17 @@
 local cs = require "cosocket"
 local helpers = require "helpers"
 
-local function pack(...) return { n = select("#", ...), ... } end
-local unpack = unpack or rawget(table, "unpack")
+local pack = helpers.pack
+local unpack = helpers.unpack
 
-local function clock()
-  cs.update_time()
-  return cs.now()
-end
+local clock = helpers.clock
 
 -- a socket connected to a new `script` fixture, the script sent
-local function scripted(...)
-  local srv = helpers.start_fixture("script")
-  finally(function() srv:stop() end)
-  local sock = cs.tcp()
-  assert.equal(1, sock:connect(srv.host, srv.port))
-  assert(sock:send(helpers.script(...)))
-  return sock, srv
-end
+local function scripted(...) return helpers.scripted(finally, ...) end
 
 -- defines the test twice: fn(kind) gets "w" (one write per piece) or "d"
 -- (the same bytes dribbled one per write)
-local function each_peer(text, fn)
-  it(text .. " (one write)", function() fn("w") end)
-  it(text .. " (dribbled)", function() fn("d") end)
-end
+local function each_peer(text, fn) helpers.each_peer(it, text, fn) end
 
 describe("sock:receive", function()
   describe("in line mode", function()

@@ -4,21 +4,13 @@
 local cs = require "cosocket"
 local helpers = require "helpers"
 
-local function pack(...) return { n = select("#", ...), ... } end
+local pack = helpers.pack
 
-local function clock()
-  cs.update_time()
-  return cs.now()
-end
+local clock = helpers.clock
 
 -- a socket connected to a new fixture of `mode`
 local function connected(mode)
-  local srv = helpers.start_fixture(mode)
-  finally(function() srv:stop() end)
-  local sock = cs.tcp()
-  assert.equal(1, sock:connect(srv.host, srv.port))
-  sock:settimeout(2000)
-  return sock, srv
+  return helpers.with_timeout(2000, helpers.connected(finally, mode))
 end
 
 describe("sock:send", function()

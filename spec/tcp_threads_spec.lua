@@ -4,45 +4,20 @@
 -- coroutines, and many threads with many connections at once.
 local cs = require "cosocket"
 local helpers = require "helpers"
-local socket = require "socket"
 
-local function pack(...) return { n = select("#", ...), ... } end
-local unpack = unpack or rawget(table, "unpack")
+local pack = helpers.pack
+local unpack = helpers.unpack
 
--- helpers.fd_count lists /proc from a child: when the child runs before popen
--- has closed the write end of its pipe, both ends are counted. The least of
--- three counts is the true one.
-local function fd_count()
-  local n = helpers.fd_count()
-  for _ = 1, 2 do n = math.min(n, helpers.fd_count()) end
-  return n
-end
+local fd_count = helpers.least_fd_count
 
 -- a socket connected to a new fixture of `mode` (and the script sent)
-local function connected(mode, ...)
-  local srv = helpers.start_fixture(mode)
-  finally(function() srv:stop() end)
-  local sock = cs.tcp()
-  assert.equal(1, sock:connect(srv.host, srv.port))
-  if select("#", ...) > 0 then assert(sock:send(helpers.script(...))) end
-  return sock, srv
-end
+local function connected(mode, ...) return helpers.connected(finally, mode, ...) end
 
 -- a LuaSocket listener: its accepted connections show what the peer sees
-local function listener()
-  local l = assert(socket.bind("127.0.0.1", 0))
-  l:settimeout(2)
-  local _, port = l:getsockname()
-  finally(function() l:close() end)
-  return l, tonumber(port)
-end
+local function listener() return helpers.listener(finally) end
 
 -- the next accepted connection of l, closed at the end of the test
-local function accept(l)
-  local c = assert(l:accept())
-  finally(function() c:close() end)
-  return c
-end
+local function accept(l) return helpers.accept(finally, l) end
 
 -- "eof" when the peer closed the connection, else what the read gave (1 s)
 local function peer_state(conn)

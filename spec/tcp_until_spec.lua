@@ -7,24 +7,15 @@
 local cs = require "cosocket"
 local helpers = require "helpers"
 
-local function pack(...) return { n = select("#", ...), ... } end
-local unpack = unpack or rawget(table, "unpack")
+local pack = helpers.pack
+local unpack = helpers.unpack
 
 -- a socket connected to a new `script` fixture, the script sent
 local function scripted(...)
-  local srv = helpers.start_fixture("script")
-  finally(function() srv:stop() end)
-  local sock = cs.tcp()
-  assert.equal(1, sock:connect(srv.host, srv.port))
-  assert(sock:send(helpers.script(...)))
-  sock:settimeout(2000)
-  return sock, srv
+  return helpers.with_timeout(2000, helpers.scripted(finally, ...))
 end
 
-local function each_peer(text, fn)
-  it(text .. " (one write)", function() fn("w") end)
-  it(text .. " (dribbled)", function() fn("d") end)
-end
+local function each_peer(text, fn) helpers.each_peer(it, text, fn) end
 
 -- every result of it(size) up to nil, "closed" (two values) or another error
 local function drain(it, size, limit)

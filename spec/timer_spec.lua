@@ -4,17 +4,12 @@
 local cs = require "cosocket"
 local helpers = require "helpers"
 
-local function recorder()
-  local log = {}
-  return log, function(s) log[#log + 1] = s end
-end
+local recorder = helpers.recorder
 
-local function pack(...) return { n = select("#", ...), ... } end
+local pack = helpers.pack
 
 -- runs `code` (after `local cs = require "cosocket"`) in a child interpreter
-local function child(code)
-  return helpers.run_lua('local cs = require "cosocket"\n' .. code, 10)
-end
+local child = helpers.cosocket_child
 
 describe("cosocket.timer", function()
   it("calls f later with premature = false and the extra arguments, and returns 1", function()

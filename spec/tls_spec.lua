@@ -13,49 +13,23 @@ local cs = require "cosocket"
 local helpers = require "helpers"
 local socket = require "socket"
 
-local function pack(...) return { n = select("#", ...), ... } end
-local unpack = unpack or rawget(table, "unpack")
+local pack = helpers.pack
+local unpack = helpers.unpack
 
--- helpers.fd_count lists /proc from a child: the least of three counts is the
--- true one (see pool_spec.lua)
-local function fd_count()
-  local n = helpers.fd_count()
-  for _ = 1, 2 do n = math.min(n, helpers.fd_count()) end
-  return n
-end
+local fd_count = helpers.least_fd_count
 
-local function clock()
-  cs.update_time()
-  return cs.now()
-end
+local clock = helpers.clock
 
 -- Cleanups of the current test, run by after_each even when the test fails
 -- (this busted keeps only the last function given to finally()).
-local cleanups = {}
-local function defer(fn) cleanups[#cleanups + 1] = fn end
+local defer, run_cleanups = helpers.cleanups()
 
 -- configure{} for this test only: the previous values come back after it
 -- (a string setting that was unset comes back as false: the default)
-local function configure(t)
-  local before = cs.configure({})
-  local restore = {}
-  for k in pairs(t) do
-    if before[k] == nil then restore[k] = false else restore[k] = before[k] end
-  end
-  defer(function() cs.configure(restore) end)
-  return cs.configure(t)
-end
+local function configure(t) return helpers.configure(defer, t) end
 
 -- drives the loop until pred() is true, at most `limit` s (default 1)
-local function wait_for(pred, limit)
-  local deadline = clock() + (limit or 1)
-  repeat
-    local v = pred()
-    if v then return v end
-    cs.sleep(0.005)
-  until clock() > deadline
-  return pred()
-end
+local wait_for = helpers.wait_for
 
 local certs
 
@@ -82,11 +56,7 @@ local function tls_server(pair, opts)
   return srv
 end
 
-local function fixture(mode)
-  local srv = helpers.start_fixture(mode)
-  defer(function() srv:stop() end)
-  return srv
-end
+local function fixture(mode) return helpers.fixture(defer, mode) end
 
 -- a socket connected to srv, small timeouts
 local function connected(srv, timeouts)
@@ -105,11 +75,7 @@ local function tls_connected(srv, name, verify)
 end
 
 -- one round trip on an echoing connection
-local function roundtrip(sock, text)
-  text = text or "ping"
-  assert.same({ n = 1, #text + 1 }, pack(sock:send(text .. "\n")))
-  assert.same({ n = 1, text }, pack(sock:receive()))
-end
+local roundtrip = helpers.roundtrip
 
 -- the handshake result with the CA of the tests trusted (or `trust`: a CA file,
 -- or false for the default trust) against a server with `pair`
@@ -175,8 +141,7 @@ describe("TLS", function()
   end)
 
   after_each(function()
-    for i = #cleanups, 1, -1 do pcall(cleanups[i]) end
-    cleanups = {}
+    run_cleanups()
     collectgarbage()
     -- the servers are gone: the idle watchers close what the pools kept
     wait_for(function() return #leftover_keys() == 0 end, 2)

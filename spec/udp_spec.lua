@@ -8,21 +8,11 @@ local cs = require "cosocket"
 local helpers = require "helpers"
 local socket = require "socket"
 
-local function pack(...) return { n = select("#", ...), ... } end
+local pack = helpers.pack
 
-local function clock()
-  cs.update_time()
-  return cs.now()
-end
+local clock = helpers.clock
 
--- helpers.fd_count lists /proc from a child: when the child runs before popen
--- has closed the write end of its pipe, both ends are counted. The least of
--- three counts is the true one.
-local function fd_count()
-  local n = helpers.fd_count()
-  for _ = 1, 2 do n = math.min(n, helpers.fd_count()) end
-  return n
-end
+local fd_count = helpers.least_fd_count
 
 -- a udpecho fixture (opts as helpers.start_fixture), stopped after the test
 local function udpecho(opts)

@@ -586,4 +586,182 @@ function helpers.start_tls_server(opts)
   error("start_tls_server: no free port after 5 tries", 2)
 end
 
+
+-- Small helpers shared by the spec files ------------------------------------
+--
+-- The ones that register a cleanup take the function to register it with as
+-- their first argument: busted's `finally` (a field of each test's
+-- environment, not a global: the caller passes its own) or a file's `defer`
+-- (helpers.cleanups).  `assert` here is luassert's, as in the spec files.
+local assert = (function()
+  local ok, luassert = pcall(require, "luassert")
+  return ok and luassert or assert
+end)()
+
+-- every value, nil ones too, and their count
+function helpers.pack(...) return { n = select("#", ...), ... } end
+
+helpers.unpack = rawget(_G, "unpack") or rawget(table, "unpack")
+
+-- cosocket's loop time, updated now
+function helpers.clock()
+  local cs = require "cosocket"
+  cs.update_time()
+  return cs.now()
+end
+
+-- helpers.fd_count lists /proc from a child: when the child runs before popen
+-- has closed the write end of its pipe, both ends are counted.  The least of
+-- three counts is the true one.
+function helpers.least_fd_count()
+  local n = helpers.fd_count()
+  for _ = 1, 2 do n = math.min(n, helpers.fd_count()) end
+  return n
+end
+
+-- Cleanups run by after_each even when the test fails (this busted keeps
+-- only the last function given to finally()):
+--   local defer, run_cleanups = helpers.cleanups()
+--   after_each(run_cleanups)
+-- run_cleanups() runs them in reverse order, each in pcall, and forgets them.
+function helpers.cleanups()
+  local list = {}
+  local function defer(fn) list[#list + 1] = fn end
+  local function run()
+    for i = #list, 1, -1 do pcall(list[i]) end
+    list = {}
+  end
+  return defer, run
+end
+
+-- drives the loop (cs.sleep) until pred() is true, at most `limit` s
+-- (default 1), every `step` s (default 0.005); returns pred()'s last value
+function helpers.wait_for(pred, limit, step)
+  local cs = require "cosocket"
+  local deadline = helpers.clock() + (limit or 1)
+  repeat
+    local v = pred()
+    if v then return v end
+    cs.sleep(step or 0.005)
+  until helpers.clock() > deadline
+  return pred()
+end
+
+-- a new fixture of `mode` (opts as helpers.start_fixture), stopped by a
+-- cleanup registered with `register`
+function helpers.fixture(register, mode, opts)
+  local srv = helpers.start_fixture(mode, opts)
+  register(function() srv:stop() end)
+  return srv
+end
+
+-- a cosocket connected to a new fixture of `mode` (stopped by a cleanup
+-- registered with `register`), and the tokens, if any, sent as a script
+-- (helpers.script); returns the socket and the server
+function helpers.connected(register, mode, ...)
+  local srv = helpers.fixture(register, mode)
+  local sock = require("cosocket").tcp()
+  assert.equal(1, sock:connect(srv.host, srv.port))
+  if select("#", ...) > 0 then assert(sock:send(helpers.script(...))) end
+  return sock, srv
+end
+
+-- a cosocket connected to a new `script` fixture, the script sent (even an
+-- empty one); returns the socket and the server
+function helpers.scripted(register, ...)
+  local sock, srv = helpers.connected(register, "script")
+  assert(sock:send(helpers.script(...)))
+  return sock, srv
+end
+
+-- sock:settimeout(ms); returns sock and the rest as given
+function helpers.with_timeout(ms, sock, ...)
+  sock:settimeout(ms)
+  return sock, ...
+end
+
+-- defines the test twice with `it`: fn(kind) gets "w" (one write per piece)
+-- or "d" (the same bytes dribbled one per write)
+function helpers.each_peer(it, text, fn)
+  it(text .. " (one write)", function() fn("w") end)
+  it(text .. " (dribbled)", function() fn("d") end)
+end
+
+-- one echo round trip: `text` (default "ping") and a LF sent, the line read
+function helpers.roundtrip(sock, text)
+  text = text or "ping"
+  assert.same({ n = 1, #text + 1 }, helpers.pack(sock:send(text .. "\n")))
+  assert.same({ n = 1, text }, helpers.pack(sock:receive()))
+end
+
+-- a LuaSocket listener on 127.0.0.1 (its accepted connections show what the
+-- peer sees), closed by a cleanup registered with `register` if given;
+-- returns it and its port
+function helpers.listener(register)
+  local l = assert(require("socket").bind("127.0.0.1", 0))
+  l:settimeout(2)
+  local _, port = l:getsockname()
+  if register then register(function() l:close() end) end
+  return l, tonumber(port)
+end
+
+-- the next accepted connection of l, closed by a cleanup registered with
+-- `register`
+function helpers.accept(register, l)
+  local c = assert(l:accept())
+  register(function() c:close() end)
+  return c
+end
+
+-- "eof" when the peer's side has ended, "open" when it is still open and
+-- silent (within `limit` s, default 1), else the data it got
+function helpers.peer_state(conn, limit)
+  conn:settimeout(limit or 1)
+  local data, err, partial = conn:receive("*a")
+  if data then return data == "" and "eof" or data end
+  if err == "timeout" then
+    return (partial == nil or partial == "") and "open" or partial
+  end
+  return "eof"    -- "closed", "connection reset by peer"
+end
+
+-- Connections the `script` fixture srv accepted so far, not counting the
+-- ones this function made to ask (its `a` token, over LuaSocket)
+function helpers.accepted(srv)
+  local c = require("socket").tcp()
+  c:settimeout(2)
+  assert(c:connect(srv.host, srv.port))
+  assert(c:send(helpers.script("a")))
+  local line, err = c:receive("*l")
+  c:close()
+  assert(line, "accepted: no count from the fixture: " .. tostring(err))
+  srv.asked = (srv.asked or 0) + 1
+  return tonumber(line) - srv.asked
+end
+
+-- cosocket.configure(t) for this test only: the previous values come back
+-- in a cleanup registered with `register` (a string setting that was unset
+-- comes back as false: the default)
+function helpers.configure(register, t)
+  local cs = require "cosocket"
+  local before = cs.configure({})
+  local restore = {}
+  for k in pairs(t) do
+    if before[k] == nil then restore[k] = false else restore[k] = before[k] end
+  end
+  register(function() cs.configure(restore) end)
+  return cs.configure(t)
+end
+
+-- a log and a function that appends its argument to it
+function helpers.recorder()
+  local log = {}
+  return log, function(s) log[#log + 1] = s end
+end
+
+-- runs `code` in a child interpreter, cosocket required as `cs` (10 s)
+function helpers.cosocket_child(code)
+  return helpers.run_lua('local cs = require "cosocket"\n' .. code, 10)
+end
+
 return helpers
