@@ -23,6 +23,9 @@ void cs_setfuncs(lua_State *L, const luaL_Reg *l, int nup);
 size_t cs_rawlen(lua_State *L, int idx);
 /* 1 for a Lua function, 0 otherwise (C functions, other types). */
 int cs_is_lua_function(lua_State *L, int idx);
+/* 1 when the value at idx is a number that tostring shows as a plain
+ * decimal integer (5.3+ shows an integral float as "6379.0"). */
+int cs_shows_as_integer(lua_State *L, int idx);
 /* Can L yield here?  Exact where the VM can tell (LuaJIT, 5.3+); on PUC
  * 5.1 it detects pcall-like C frames between here and the coroutine. */
 int cs_isyieldable(lua_State *L, int (*jit_isyieldable)(lua_State *));

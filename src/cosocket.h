@@ -145,7 +145,9 @@ struct cs_sched {
     lua_State *aux; /* scratch coroutine for the scheduler's own Lua work */
     int aux_ref;
     cs_thread main;
-    cs_op main_op; /* main's own operation */
+    cs_op main_op;   /* main's own operation */
+    cs_op *free_ops; /* records of cs_op_take, linked through aux */
+    int nfree_ops;
     cs_handler main_handler;
     cs_thread *current; /* running light thread, NULL when none */
     struct cs_queue ready, deferred, posted;
@@ -204,6 +206,13 @@ void cs_op_init(cs_op *op, cs_sched *s, void *self, cs_results_fn results);
 int cs_wait(lua_State *L, cs_op *op); /* may raise; returns at once */
 void cs_op_done(cs_op *op);           /* C only, from callbacks */
 void cs_op_cancel(cs_op *op);         /* C only */
+/* An op record for an object that needs one only while it waits (a
+ * socket's connect, handshake or send), so that idle objects do not carry
+ * it: from the scheduler's free list, else calloc. NULL: no memory. */
+cs_op *cs_op_take(cs_sched *s);
+/* Gives back a record of cs_op_take that nothing waits on any more. */
+void cs_op_give(cs_sched *s, cs_op *op);
+void cs_ops_free(cs_sched *s); /* lua_close: the free list goes */
 /* The op's fd was closed: the next arm tells libev it is a new file. */
 void cs_op_forget_fd(cs_op *op);
 /* w is to watch fd, a descriptor libev was told of (by ev_io_set) and that

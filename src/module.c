@@ -47,6 +47,7 @@ static int sched_gc(lua_State *L)
     ev_loop_destroy(s->loop);
     s->loop = NULL;
     cs_buffer_cache_free(s->buffers);
+    cs_ops_free(s);
     free(s->iov);
     free(s->iov_isnum);
     free(s->nums);

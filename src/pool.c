@@ -183,9 +183,9 @@ static void item_give(pool_item *it, cs_tcp *t)
     t->counted = 1;
     t->tls = it->tls;
     t->tls_io = it->tls_io;
-    /* the same open file libev watched: no EV__IOFDSET, no epoll_ctl */
+    /* the same open file libev watched: no EV__IOFDSET, no epoll_ctl (the
+     * write record, lent per operation, learns it at its first wait) */
     cs_io_set_known(&t->rd.io, it->fd, EV_READ);
-    cs_io_set_known(&t->wr.io, it->fd, EV_WRITE);
     free(it);
 }
 
@@ -218,7 +218,7 @@ void cs_pool_enqueue(cs_tcp *t)
 {
     cs_pool *pool = t->pool;
 
-    cs_queue_push(&pool->waiters, t->wr.thread);
+    cs_queue_push(&pool->waiters, t->wr->thread);
     pool->nwaiters++;
     t->queued = 1;
 }
@@ -229,7 +229,7 @@ void cs_pool_dequeue(cs_tcp *t)
 
     if (!t->queued)
         return;
-    cs_queue_remove(t->wr.thread);
+    cs_queue_remove(t->wr->thread);
     pool->nwaiters--;
     t->queued = 0;
     t->pool = NULL;
@@ -255,7 +255,7 @@ static void pool_slot_freed(cs_pool *pool)
     it = pool->idle_head;
     if (it != NULL) {
         item_give(it, t);
-        cs_op_done(&t->wr);
+        cs_op_done(t->wr);
         return;
     }
     if (pool->count + 1 > pool->size) { /* not free after all: wait more */
@@ -344,12 +344,13 @@ int cs_pool_park(lua_State *L, cs_tcp *t, int size_idx, double timeout_ms)
     pool->idle_head = it;
     pool->nidle++;
     ev_init(&it->io, item_on_readable);
-    if (t->rd.io.fd == t->fd || t->wr.io.fd == t->fd)
+    if (t->rd.io.fd == t->fd || (t->wr != NULL && t->wr->io.fd == t->fd))
         cs_io_set_known(&it->io, t->fd, EV_READ); /* no epoll_ctl */
     else
         ev_io_set(&it->io, t->fd, EV_READ);
     ev_io_start(s->loop, &it->io);
-    cs_op_forget_fd(&t->wr); /* the descriptor is the pool's now */
+    if (t->wr != NULL) /* the descriptor is the pool's now */
+        cs_op_forget_fd(t->wr);
     cs_op_forget_fd(&t->rd);
     ev_unref(s->loop);
     if (timeout_ms > 0) {

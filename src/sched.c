@@ -68,6 +68,54 @@ void cs_op_forget_fd(cs_op *op)
     op->io.fd = -1;
 }
 
+#define FREE_OPS_MAX 64 /* records kept for reuse; more are freed */
+
+cs_op *cs_op_take(cs_sched *s)
+{
+    cs_op *op = s->free_ops;
+
+    if (op != NULL) {
+        s->free_ops = op->aux;
+        s->nfree_ops--;
+        return op;
+    }
+    op = calloc(1, sizeof(*op));
+    if (op != NULL)
+        op->io.fd = -1;
+    return op;
+}
+
+void cs_op_give(cs_sched *s, cs_op *op)
+{
+    if (op == NULL)
+        return;
+    if (s->loop != NULL) { /* normally stopped already: delivered */
+        if (ev_is_active(&op->io))
+            ev_io_stop(s->loop, &op->io);
+        if (ev_is_active(&op->timer))
+            ev_timer_stop(s->loop, &op->timer);
+    }
+    op->io.fd = -1; /* its next owner's fd is a new one to libev */
+    if (s->loop == NULL || s->nfree_ops >= FREE_OPS_MAX) {
+        free(op);
+        return;
+    }
+    op->aux = s->free_ops;
+    s->free_ops = op;
+    s->nfree_ops++;
+}
+
+void cs_ops_free(cs_sched *s)
+{
+    cs_op *op;
+
+    while ((op = s->free_ops) != NULL) {
+        s->free_ops = op->aux;
+        free(op);
+    }
+    s->nfree_ops = 0;
+}
+
 void cs_io_set_known(ev_io *w, int fd, int events)
 {
     w->fd = fd; /* libev's documented members, set as ev_io_set would */

@@ -60,10 +60,10 @@ void cs_tcp_close_fd(cs_tcp *t)
     cs_op *ops[2];
     int i;
 
-    ops[0] = &t->wr;
+    ops[0] = t->wr;
     ops[1] = &t->rd;
     for (i = 0; i < 2; i++) {
-        if (ops[i]->pending && !ops[i]->done) {
+        if (ops[i] != NULL && ops[i]->pending && !ops[i]->done) {
             ops[i]->err = "closed";
             cs_op_done(ops[i]);
         }
@@ -71,7 +71,8 @@ void cs_tcp_close_fd(cs_tcp *t)
     if (t->fd >= 0)
         close(t->fd);
     t->fd = -1;
-    cs_op_forget_fd(&t->wr);
+    if (t->wr != NULL)
+        cs_op_forget_fd(t->wr);
     cs_op_forget_fd(&t->rd);
     t->connected = 0;
     t->ffi_errno = 0;
@@ -104,6 +105,21 @@ static void tcp_on_cancel(cs_op *op)
     cs_tcp_close_fd(t);
 }
 
+cs_op *cs_tcp_wr(cs_tcp *t)
+{
+    if (t->wr == NULL)
+        t->wr = cs_op_take(t->s);
+    return t->wr;
+}
+
+void cs_tcp_wr_return(cs_tcp *t)
+{
+    if (t->wr == NULL || t->wr->pending)
+        return;
+    cs_op_give(t->s, t->wr);
+    t->wr = NULL;
+}
+
 static void tcp_owned_close(cs_owned *o)
 {
     cs_tcp_close_fd(cs_container_of(o, cs_tcp, owned));
@@ -115,15 +131,16 @@ static int tcp_state_gc(lua_State *L)
     int i;
     cs_op *ops[2];
 
-    ops[0] = &t->wr;
+    ops[0] = t->wr;
     ops[1] = &t->rd;
     /* pending only inside lua_close: cancel, C only, nothing resumed */
     for (i = 0; i < 2; i++)
-        if (ops[i]->pending) {
+        if (ops[i] != NULL && ops[i]->pending) {
             ops[i]->on_cancel = NULL;
             cs_op_cancel(ops[i]);
         }
     cs_tcp_close_fd(t);
+    cs_tcp_wr_return(t);
     free(t->bind_addr);
     t->bind_addr = NULL;
     free(t->key);
@@ -144,10 +161,9 @@ static cs_tcp *tcp_new_state(lua_State *L, cs_sched *s)
     t->fd = -1;
     t->read_closed = t->write_closed = 1;
     t->owned.close = tcp_owned_close;
-    cs_op_init(&t->wr, s, t, NULL);
     cs_tcp_io_init(t);
-    t->wr.on_cancel = t->rd.on_cancel = tcp_on_cancel;
-    luaL_getmetatable(L, TCP_STATE_MT);
+    t->rd.on_cancel = tcp_on_cancel;
+    lua_pushvalue(L, lua_upvalueindex(3)); /* TCP_STATE_MT */
     lua_setmetatable(L, -2);
     return t;
 }
@@ -163,7 +179,7 @@ static int tcp_new(lua_State *L)
                     0); /* slot 1: the state; user fields go in the hash */
     tcp_new_state(L, s);
     lua_rawseti(L, -2, 1);
-    luaL_getmetatable(L, TCP_MT);
+    lua_pushvalue(L, lua_upvalueindex(2)); /* TCP_MT */
     lua_setmetatable(L, -2);
     return 1;
 }
@@ -199,9 +215,8 @@ static int tcp_peek_dubious(cs_tcp *t)
     return errno == EAGAIN || errno == EWOULDBLOCK ? 0 : -1;
 }
 
-static int tcp_connect_results(lua_State *L, cs_op *op)
+static int connect_outcome(lua_State *L, cs_tcp *t, cs_op *op)
 {
-    cs_tcp *t = op->self;
     struct cs_lookup *lk = t->lookup;
 
     if (op->err == NULL && t->conn_errno == 0 &&
@@ -227,6 +242,15 @@ static int tcp_connect_results(lua_State *L, cs_op *op)
     return 2;
 }
 
+static int tcp_connect_results(lua_State *L, cs_op *op)
+{
+    cs_tcp *t = op->self;
+    int n = connect_outcome(L, t, op);
+
+    cs_tcp_wr_return(t);
+    return n;
+}
+
 /* errors after which the next address is worth a try (DECISIONS.md 6) */
 static int tcp_try_next(int err)
 {
@@ -235,6 +259,12 @@ static int tcp_try_next(int err)
 }
 
 enum { CONN_OK, CONN_AGAIN, CONN_FAIL };
+
+/* A connect waits for both: a failed one is reported with EPOLLERR, which
+ * libev passes on as both, so writable alone means connected and saves the
+ * getsockopt(SO_ERROR) that tells them apart (a peer that speaks first
+ * makes it readable too: then getsockopt decides). */
+#define CONNECT_EVENTS (EV_READ | EV_WRITE)
 
 /* Starts connecting to the next address; t->fd is the socket then. */
 static int tcp_connect_next(cs_tcp *t)
@@ -262,8 +292,13 @@ static int tcp_connect_next(cs_tcp *t)
             t->conn_errno = 0;
             return CONN_OK;
         }
-        if (errno == EINPROGRESS)
+        if (errno == EINPROGRESS) {
+            if (t->next_addr >= lk->naddrs) { /* nothing left to try */
+                cs_lookup_drop(lk); /* its memory not held while waiting */
+                t->lookup = NULL;
+            }
             return CONN_AGAIN;
+        }
         t->conn_errno = errno;
         close(fd);
         t->fd = -1;
@@ -282,7 +317,7 @@ static void tcp_on_resolved(cs_lookup *lk);
  * CONN_OK; CONN_FAIL (op->err, t->conn_errno or the lookup say why). */
 static int tcp_start(cs_tcp *t, int armed)
 {
-    cs_op *op = &t->wr;
+    cs_op *op = t->wr;
     cs_sched *s = t->s;
     double secs;
     int rc;
@@ -312,11 +347,11 @@ static int tcp_start(cs_tcp *t, int armed)
     /* the connect deadline starts after the lookup (SPEC.md 2.4) */
     secs = cs_tcp_timeout(t, t->connect_ms, s->cfg.connect_timeout);
     if (armed) {
-        cs_op_watch(op, t->fd, EV_WRITE);
+        cs_op_watch(op, t->fd, CONNECT_EVENTS);
         cs_op_retime(op, secs);
     } else {
         op->fd = t->fd;
-        op->events = EV_WRITE;
+        op->events = CONNECT_EVENTS;
         op->timeout = secs;
     }
     return CONN_AGAIN;
@@ -325,7 +360,7 @@ static int tcp_start(cs_tcp *t, int armed)
 void cs_tcp_connect_go(cs_tcp *t)
 {
     if (tcp_start(t, 1) != CONN_AGAIN)
-        cs_op_done(&t->wr);
+        cs_op_done(t->wr);
 }
 
 static void tcp_on_connected(EV_P_ ev_io *w, int revents)
@@ -336,8 +371,8 @@ static void tcp_on_connected(EV_P_ ev_io *w, int revents)
     socklen_t len = sizeof(err);
 
     (void)loop;
-    (void)revents;
-    if (getsockopt(t->fd, SOL_SOCKET, SO_ERROR, &err, &len) != 0)
+    if (revents != EV_WRITE && /* writable alone: connected (see above) */
+        getsockopt(t->fd, SOL_SOCKET, SO_ERROR, &err, &len) != 0)
         err = errno;
     if (err == 0) {
         t->conn_errno = 0;
@@ -347,13 +382,13 @@ static void tcp_on_connected(EV_P_ ev_io *w, int revents)
     t->conn_errno = err;
     close(t->fd);
     t->fd = -1;
-    if (!tcp_try_next(err) || t->next_addr >= t->lookup->naddrs) {
+    if (!tcp_try_next(err) || t->lookup == NULL) { /* no address left */
         cs_op_done(op);
         return;
     }
     switch (tcp_connect_next(t)) { /* same deadline for every address */
     case CONN_AGAIN:
-        cs_op_watch(op, t->fd, EV_WRITE);
+        cs_op_watch(op, t->fd, CONNECT_EVENTS);
         return;
     default:
         cs_op_done(op);
@@ -463,13 +498,31 @@ static int tcp_set_key(cs_tcp *t, const char *key, size_t klen)
     return 1;
 }
 
+/* host .. ":" .. port into buf (room for hlen + 6): the default pool
+ * name, as Lua would concatenate an integer port.  Returns its length. */
+static size_t pool_key(char *buf, const char *host, size_t hlen, int port)
+{
+    char digits[8];
+    int n = 0;
+
+    memcpy(buf, host, hlen);
+    buf[hlen++] = ':';
+    do
+        digits[n++] = (char)('0' + port % 10);
+    while ((port /= 10) > 0);
+    while (n > 0)
+        buf[hlen++] = digits[--n];
+    return hlen;
+}
+
 static int tcp_connect(lua_State *L)
 {
     cs_sched *s = cs_sched_get(L);
     int n = lua_gettop(L), port = 0, is_unix, size = 0, backlog = -1, turn;
     int pool_idx = 0;
-    size_t hlen, klen;
-    const char *host, *busy, *key;
+    size_t hlen, klen = 0;
+    const char *host, *busy, *key = NULL;
+    char kbuf[256];
     cs_tcp *t;
     cs_op *op;
     cs_pool *pool;
@@ -501,7 +554,11 @@ static int tcp_connect(lua_State *L)
             return 2;
         }
         port = (int)p;
-        if (pool_idx == 0) { /* key: host .. ":" .. port as Lua shows it */
+        if (pool_idx == 0 && port > 0 && hlen < sizeof(kbuf) - 6 &&
+            cs_shows_as_integer(L, 3)) {
+            klen = pool_key(kbuf, host, hlen, port); /* no Lua string */
+            key = kbuf;
+        } else if (pool_idx == 0) { /* host .. ":" .. port as Lua shows it */
             lua_pushvalue(L, 2);
             lua_pushliteral(L, ":");
             lua_pushvalue(L, 3);
@@ -511,9 +568,12 @@ static int tcp_connect(lua_State *L)
     } else if (!is_unix) {
         return cs_fail(L, "missing the port number");
     }
-    key = pool_idx ? lua_tolstring(L, pool_idx, &klen) : host;
-    if (pool_idx == 0)
+    if (pool_idx != 0)
+        key = lua_tolstring(L, pool_idx, &klen);
+    else if (key == NULL) {
+        key = host; /* a unix socket's path */
         klen = hlen;
+    }
     t = cs_tcp_self(L);
     if (t == NULL)
         return luaL_error(L, "bad socket object");
@@ -534,9 +594,11 @@ static int tcp_connect(lua_State *L)
     /* both halves open while connecting: other calls see "busy connecting"
      * once there is a socket, "closed" while resolving (as ngx) */
     t->read_closed = t->write_closed = 0;
+    op = cs_tcp_wr(t);
+    if (op == NULL)
+        return cs_fail(L, "no memory");
     cs_own(s->current != NULL ? s->current->handler : &s->main_handler,
            &t->owned);
-    op = &t->wr;
     cs_op_init(op, s, t, tcp_connect_results);
     t->wr_connecting = 1;
     op->on_cancel = tcp_on_cancel;
@@ -547,11 +609,13 @@ static int tcp_connect(lua_State *L)
     turn = pool != NULL ? cs_pool_connect(pool, t) : CS_POOL_NEW;
     if (turn == CS_POOL_REUSED) {
         t->read_closed = t->write_closed = 0;
+        cs_tcp_wr_return(t);
         lua_pushinteger(L, 1);
         return 1;
     }
     if (turn == CS_POOL_FULL) {
         cs_tcp_close_fd(t);
+        cs_tcp_wr_return(t);
         return cs_fail(L, "too many waiting connect operations");
     }
     if (!(is_unix ? tcp_unix_lookup(L, t, host + 5)
@@ -559,6 +623,7 @@ static int tcp_connect(lua_State *L)
         lua_pushnil(L);
         lua_insert(L, -2);
         cs_tcp_close_fd(t);
+        cs_tcp_wr_return(t);
         return 2;
     }
     lua_settop(L, 1);
@@ -850,12 +915,17 @@ void cs_open_tcp(lua_State *L, int mod)
                                        {"receiveany", cs_tcp_receiveany},
                                        {"receiveuntil", cs_tcp_receiveuntil},
                                        {NULL, NULL}};
-    static const luaL_Reg funcs[] = {{"tcp", tcp_new}, {NULL, NULL}};
 
     cs_socket_class(L, mod, TCP_MT, TCP_STATE_MT, tcp_state_gc, methods);
     cs_open_tcp_ffi(L, TCP_MT, TCP_STATE_MT);
-    cs_register(L, mod, funcs);
-    lua_getfield(L, mod, "tcp");
+    /* tcp(): the scheduler and both metatables as upvalues, so making a
+     * socket looks nothing up by name */
+    lua_pushvalue(L, mod + 1);
+    luaL_getmetatable(L, TCP_MT);
+    luaL_getmetatable(L, TCP_STATE_MT);
+    lua_pushcclosure(L, tcp_new, 3);
+    lua_pushvalue(L, -1);
+    lua_setfield(L, mod, "tcp");
     lua_setfield(L, mod, "stream");
     if (luaL_loadbuffer(L, tcp_lua, sizeof(tcp_lua) - 1, "=cosocket.connect") !=
         LUA_OK)

@@ -30,7 +30,8 @@ typedef struct cs_tcp {
     int rd_errno, wr_errno, conn_errno;
     int ffi_errno;  /* a send of tcp_ffi.c failed: the C method reports it */
     size_t rd_want; /* next recv size: grows on full reads */
-    cs_op rd, wr;   /* wr: connect and sslhandshake too, never with a send */
+    cs_op rd;
+    cs_op *wr; /* a connect, sslhandshake or send: lent while in use */
     unsigned char wr_connecting; /* wr is a connect or a handshake */
     cs_buffer buf;
     cs_scan scan; /* what the pending read waits for */
@@ -65,18 +66,24 @@ enum { TCP_RD_OK = 0, TCP_RD_EOF, TCP_RD_ERRNO };
 /* the busy rules: a connect (or handshake) or a send holds wr */
 static inline int cs_tcp_connecting(const cs_tcp *t)
 {
-    return t->wr.pending && t->wr_connecting;
+    return t->wr != NULL && t->wr->pending && t->wr_connecting;
 }
 
 static inline int cs_tcp_writing(const cs_tcp *t)
 {
-    return t->wr.pending && !t->wr_connecting;
+    return t->wr != NULL && t->wr->pending && !t->wr_connecting;
 }
 
 cs_tcp *cs_tcp_self(lua_State *L); /* may raise; NULL: never connected */
 void cs_tcp_close_fd(cs_tcp *t);   /* C only: ends the connection */
 void cs_push_errno(lua_State *L, int err);
 double cs_tcp_timeout(cs_tcp *t, int ms, double dflt_ms); /* seconds */
+/* t->wr for a connect, handshake or send: taken from the scheduler's
+ * free list unless t has it already. NULL: no memory. */
+cs_op *cs_tcp_wr(cs_tcp *t);
+/* Its results are delivered: t->wr goes back (an idle connection holds
+ * no write record). Results functions of t->wr call it last. */
+void cs_tcp_wr_return(cs_tcp *t);
 /* A queued connect got a slot: start connecting (C only, op armed). */
 void cs_tcp_connect_go(cs_tcp *t);
 

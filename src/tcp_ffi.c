@@ -65,7 +65,8 @@ static int ffi_send(void *state, const char *p, size_t len)
     ssize_t n;
 
     if (len == 0 || len > INT_MAX || t->fd < 0 || t->write_closed ||
-        t->wr.pending || t->tls != NULL || !(t->nodelay || t->is_unix))
+        (t->wr != NULL && t->wr->pending) || t->tls != NULL ||
+        !(t->nodelay || t->is_unix))
         return -1;
     do
         n = send(t->fd, p, len, MSG_NOSIGNAL);

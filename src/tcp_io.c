@@ -90,23 +90,31 @@ static void tcp_on_writable(EV_P_ ev_io *w, int revents)
     cs_op_done(op);
 }
 
-static int send_results(lua_State *L, cs_op *op)
+/* err: the wait's outcome ("timeout", "closed"), NULL for none */
+static int send_outcome(lua_State *L, cs_tcp *t, const char *err)
 {
-    cs_tcp *t = op->self;
-
     free(t->pending);
     t->pending = NULL;
-    if (op->err == NULL && t->wr_errno == 0) {
+    if (err == NULL && t->wr_errno == 0) {
         lua_pushinteger(L, (lua_Integer)t->send_total);
         return 1;
     }
     t->write_closed = 1; /* any send failure, timeout too (SPEC.md 4) */
     lua_pushnil(L);
-    if (op->err != NULL)
-        lua_pushstring(L, op->err);
+    if (err != NULL)
+        lua_pushstring(L, err);
     else
         cs_push_errno(L, t->wr_errno);
     return 2;
+}
+
+static int send_results(lua_State *L, cs_op *op)
+{
+    cs_tcp *t = op->self;
+    int n = send_outcome(L, t, op->err);
+
+    cs_tcp_wr_return(t);
+    return n;
 }
 
 /* Sends the gathered pieces from iovec entry `from`, in IOV_MAX batches:
@@ -144,15 +152,21 @@ static int send_gathered(cs_tcp *t, send_ctx *c, size_t *part)
 
 static int send_wait(lua_State *L, cs_tcp *t)
 {
-    cs_op_init(&t->wr, t->s, t, send_results);
-    ev_init(&t->wr.io, tcp_on_writable);
-    t->wr.on_cancel = t->rd.on_cancel;
+    cs_op *op = cs_tcp_wr(t);
+
+    if (op == NULL) {
+        t->wr_errno = ENOMEM;
+        return send_outcome(L, t, NULL);
+    }
+    cs_op_init(op, t->s, t, send_results);
+    ev_init(&op->io, tcp_on_writable);
+    op->on_cancel = t->rd.on_cancel;
     t->wr_connecting = 0;
-    t->wr.fd = t->fd;
-    t->wr.events = t->wr_want_read ? EV_READ : EV_WRITE;
-    t->wr.timeout = cs_tcp_timeout(t, t->send_ms, t->s->cfg.send_timeout);
+    op->fd = t->fd;
+    op->events = t->wr_want_read ? EV_READ : EV_WRITE;
+    op->timeout = cs_tcp_timeout(t, t->send_ms, t->s->cfg.send_timeout);
     lua_settop(L, 1);
-    return cs_wait(L, &t->wr);
+    return cs_wait(L, op);
 }
 
 /* TLS: the pieces are copied into one owned buffer, then written. */
@@ -172,7 +186,7 @@ static int send_tls(lua_State *L, cs_tcp *t, send_ctx *c)
     t->pending_off = 0;
     rc = send_flush(t);
     if (rc != 0)
-        return send_results(L, &t->wr);
+        return send_outcome(L, t, NULL);
     return send_wait(L, t);
 }
 
@@ -208,19 +222,18 @@ int cs_tcp_send(lua_State *L)
         t->nodelay = 1;
     }
     t->wr_errno = 0;
-    t->wr.err = NULL;
     t->send_total = c.total;
     t->wr_want_read = 0;
     if (t->ffi_errno != 0) { /* tcp_ffi.c's send met it just now */
         t->wr_errno = t->ffi_errno;
         t->ffi_errno = 0;
-        return send_results(L, &t->wr);
+        return send_outcome(L, t, NULL);
     }
     if (t->tls != NULL) /* one buffer for libtls: one record per write */
         return send_tls(L, t, &c);
     i = send_gathered(t, &c, &part);
     if (i == c.n || t->wr_errno != 0)
-        return send_results(L, &t->wr);
+        return send_outcome(L, t, NULL);
     /* the kernel took part of it: keep the rest, then wait */
     for (len = 0, n = i; n < c.n; n++)
         len += t->s->iov[n].iov_len - (n == i ? part : 0);

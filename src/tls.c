@@ -295,13 +295,12 @@ static int tls_verify_code(const char *msg, const char **text)
     return best;
 }
 
-static int handshake_results(lua_State *L, cs_op *op)
+static int handshake_outcome(lua_State *L, cs_tcp *t, const char *err)
 {
-    cs_tcp *t = op->self;
     const char *msg, *text = NULL;
     int code;
 
-    if (op->err == NULL && t->tls_status == 0) {
+    if (err == NULL && t->tls_status == 0) {
         if (t->tls_want_session)
             lua_newuserdata(L, 1);
         else
@@ -313,8 +312,8 @@ static int handshake_results(lua_State *L, cs_op *op)
         return 1;
     }
     lua_pushnil(L);
-    if (op->err != NULL) {
-        lua_pushstring(L, op->err); /* "timeout", "closed" */
+    if (err != NULL) {
+        lua_pushstring(L, err); /* "timeout", "closed" */
     } else {
         msg = t->tls != NULL ? tls_error(t->tls) : NULL;
         if (msg != NULL && strstr(msg, "not present in server certificate"))
@@ -326,6 +325,15 @@ static int handshake_results(lua_State *L, cs_op *op)
     }
     cs_tcp_close_fd(t); /* any handshake failure closes (SPEC.md 3.2) */
     return 2;
+}
+
+static int handshake_results(lua_State *L, cs_op *op)
+{
+    cs_tcp *t = op->self;
+    int n = handshake_outcome(L, t, op->err);
+
+    cs_tcp_wr_return(t);
+    return n;
 }
 
 /* 1: the handshake ended (t->tls_status says how); 0: it waits. */
@@ -392,7 +400,7 @@ static int tls_handshake_lua(lua_State *L)
         else if (!lua_isnoneornil(L, 2))
             lua_pushvalue(L, 2);
         else
-            return handshake_results(L, &t->wr);
+            return handshake_outcome(L, t, NULL);
         return 1;
     }
     if (n >= 3 && lua_toboolean(L, 3)) {
@@ -441,7 +449,9 @@ static int tls_handshake_lua(lua_State *L)
         cs_tcp_close_fd(t);
         return cs_fail(L, "failed to create ssl connection");
     }
-    op = &t->wr;
+    op = cs_tcp_wr(t);
+    if (op == NULL)
+        return cs_fail(L, "no memory");
     cs_op_init(op, t->s, t, handshake_results);
     t->wr_connecting = 1;
     op->on_cancel = t->rd.on_cancel;
