@@ -103,6 +103,39 @@ describe("sock:connect", function()
     assert.same({ n = 2, nil, "closed" }, pack(sock:close()))
   end)
 
+  -- a connect is seen complete by epoll together with what the peer did
+  -- meanwhile: readable too, so the outcome comes from SO_ERROR
+  describe("when the peer acts before the connect is seen", function()
+    -- a light thread connects (and yields at once); the peer acts in the
+    -- main thread, which drives no loop until it waits
+    local function connect_then(peer_act)
+      local l, port = listener(finally)
+      local th = cs.spawn(function()
+        local sock = cs.tcp()
+        local ok, err = sock:connect("127.0.0.1", port)
+        return ok, err, sock
+      end)
+      local conn = assert(l:accept())
+      finally(function() conn:close() end)
+      peer_act(conn)
+      local _, ok, err, sock = cs.wait(th)
+      return ok, err, sock
+    end
+
+    it("connects and reads what the peer wrote at once", function()
+      local ok, err, sock = connect_then(function(conn) conn:send("banner\n") end)
+      assert.same({ 1, nil }, { ok, err })
+      assert.equal("banner", sock:receive())
+      sock:close()
+    end)
+
+    it("connects and then sees the peer's close", function()
+      local ok, err, sock = connect_then(function(conn) conn:close() end)
+      assert.same({ 1, nil }, { ok, err })
+      assert.same({ n = 3, nil, "closed", "" }, pack(sock:receive()))
+    end)
+  end)
+
   it("reports a missing unix socket file", function()
     local sock = cs.tcp()
     assert.same({ n = 2, nil, "no such file or directory" },

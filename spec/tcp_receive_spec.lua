@@ -223,6 +223,36 @@ describe("sock:receive", function()
       assert.equal("", sock:receive())
     end)
 
+    -- a read's watchers outlive its call (the next read on the socket then
+    -- starts none): the next call's timeout still counts from that call
+    it("counts from the start of each call, not from an earlier one", function()
+      local sock = scripted({ "w", "a\n" }, { "p", 500 }, { "w", "b\n" })
+      sock:settimeout(400)
+      assert.equal("a", sock:receive())
+      cs.sleep(0.2)
+      assert.same({ n = 1, "b" }, pack(sock:receive()))
+    end)
+
+    it("takes a shorter timeout set between two calls at once", function()
+      local sock = scripted({ "w", "a\n" }, { "p", 3000 }, { "w", "b\n" })
+      sock:settimeout(2000)
+      assert.equal("a", sock:receive())
+      sock:settimeout(100)
+      local t0 = clock()
+      assert.same({ n = 3, nil, "timeout", "" }, pack(sock:receive()))
+      local took = clock() - t0
+      assert.is_true(took >= 0.09 and took < 1, "timed out after " .. took .. " s")
+    end)
+
+    it("leaves nothing that hides a deadlock after the read", function()
+      local sock = scripted({ "w", "a\n" }, { "p", 3000 }, "c")
+      assert.equal("a", sock:receive())
+      local t0 = clock()
+      assert.has_error(function() cs.semaphore(0):wait(math.huge) end,
+        "deadlock: nothing can complete this wait")
+      assert.is_true(clock() - t0 < 1)
+    end)
+
     it("is an inactivity timeout against a dribbling peer too", function()
       local text = ("0123456789"):rep(20)                -- about 200 ms of dribble
       local sock = scripted({ "d", text .. "\n" })

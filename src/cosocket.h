@@ -56,10 +56,14 @@ struct cs_op {
     void *aux;       /* operation-specific (the thread that ended, ...) */
     const char *err; /* outcome recorded by callbacks, NULL for success */
     double timeout;  /* seconds; <= 0 means no timer */
+    double deadline; /* ev_now when the armed timeout falls due */
     int fd, events;
-    unsigned char kind;    /* CS_OP_* */
-    unsigned char pending; /* armed and not yet delivered: busy rules */
-    unsigned char done;    /* completed, results not yet delivered */
+    unsigned char kind;            /* CS_OP_* */
+    unsigned char pending;         /* armed and not yet delivered: busy rules */
+    unsigned char done;            /* completed, results not yet delivered */
+    unsigned char may_linger;      /* its watchers may outlive a wait */
+    unsigned char lingering;       /* io started, unref'd, nobody waiting */
+    unsigned char timer_lingering; /* the same for its timer */
 };
 
 enum { CS_TH_ALIVE = 0, CS_TH_ZOMBIE, CS_TH_DEAD };
@@ -213,6 +217,14 @@ cs_op *cs_op_take(cs_sched *s);
 /* Gives back a record of cs_op_take that nothing waits on any more. */
 void cs_op_give(cs_sched *s, cs_op *op);
 void cs_ops_free(cs_sched *s); /* lua_close: the free list goes */
+/* A read op's watchers are left started (and unref'd: they keep no loop
+ * alive) when its wait completes, so that the next wait on the same fd,
+ * request after response, tells libev nothing: no ev_io_stop/start, no
+ * epoll_ctl, no timer heap work (the timer, always repeating, fires early
+ * at worst and is set again for what is left).  The io callback, woken
+ * while nobody waits, calls this first: 1 means the io watcher lingered
+ * and the op's watchers are now stopped. */
+int cs_op_unlinger(cs_op *op);
 /* The op's fd was closed: the next arm tells libev it is a new file. */
 void cs_op_forget_fd(cs_op *op);
 /* w is to watch fd, a descriptor libev was told of (by ev_io_set) and that

@@ -63,11 +63,6 @@ double cs_ms_to_seconds(lua_Number ms)
     return (double)(long long)ms / 1000.0;
 }
 
-void cs_op_forget_fd(cs_op *op)
-{
-    op->io.fd = -1;
-}
-
 #define FREE_OPS_MAX 64 /* records kept for reuse; more are freed */
 
 cs_op *cs_op_take(cs_sched *s)
@@ -89,6 +84,7 @@ void cs_op_give(cs_sched *s, cs_op *op)
 {
     if (op == NULL)
         return;
+    cs_op_unlinger(op);
     if (s->loop != NULL) { /* normally stopped already: delivered */
         if (ev_is_active(&op->io))
             ev_io_stop(s->loop, &op->io);
@@ -122,11 +118,41 @@ void cs_io_set_known(ev_io *w, int fd, int events)
     w->events = events;
 }
 
+int cs_op_unlinger(cs_op *op)
+{
+    struct ev_loop *loop = op->s != NULL ? op->s->loop : NULL;
+    int io = op->lingering;
+
+    if (op->timer_lingering) {
+        op->timer_lingering = 0;
+        if (loop != NULL) {
+            ev_ref(loop);
+            ev_timer_stop(loop, &op->timer);
+        }
+    }
+    if (!io)
+        return 0;
+    op->lingering = 0;
+    if (loop != NULL) { /* else lua_close: the loop and watchers are gone */
+        ev_ref(loop);   /* as libev wants before stopping an unref'd one */
+        ev_io_stop(loop, &op->io);
+    }
+    return 1;
+}
+
+void cs_op_forget_fd(cs_op *op)
+{
+    cs_op_unlinger(op);
+    op->io.fd = -1;
+}
+
 void cs_op_init(cs_op *op, cs_sched *s, void *self, cs_results_fn results)
 {
-    int fd = op->io.fd, events = op->io.events; /* the watcher's settings
-                                                   outlive re-initialising */
+    int fd, events;
 
+    cs_op_unlinger(op);
+    fd = op->io.fd; /* the watcher's settings outlive re-initialising */
+    events = op->io.events;
     memset(op, 0, sizeof(*op));
     cs_io_set_known(&op->io, fd, events & (EV_READ | EV_WRITE));
     op->s = s;
@@ -174,12 +200,23 @@ static cs_thread *queue_pop(struct cs_queue *q)
     return th;
 }
 
-static void op_stop_watchers(cs_op *op)
+/* linger: the wait completed (not cancelled): a read op keeps them */
+static void op_stop_watchers(cs_op *op, int linger)
 {
     struct ev_loop *loop = op->s->loop;
 
     if (loop == NULL)
         return; /* lua_close: the loop is gone, and so are its watchers */
+    if (linger && op->may_linger) { /* started still, keeping nothing alive */
+        op->lingering = ev_is_active(&op->io) != 0; /* an index: not 0/1 */
+        op->timer_lingering = ev_is_active(&op->timer) != 0;
+        if (op->lingering)
+            ev_unref(loop);
+        if (op->timer_lingering)
+            ev_unref(loop);
+        return;
+    }
+    cs_op_unlinger(op); /* a cancel after the wait completed */
     if (ev_is_active(&op->io))
         ev_io_stop(loop, &op->io);
     if (ev_is_active(&op->timer))
@@ -198,13 +235,48 @@ static void op_on_io(EV_P_ ev_io *w, int revents)
 static void op_on_timeout(EV_P_ ev_timer *w, int revents)
 {
     cs_op *op = cs_container_of(w, cs_op, timer);
+    double left = op->deadline - ev_now(loop);
 
-    (void)loop;
     (void)revents;
+    if (op->timer_lingering) { /* nobody waits: it just stops */
+        op->timer_lingering = 0;
+        ev_ref(loop);
+        ev_timer_stop(loop, w);
+        return;
+    }
+    if (left > 1e-6) { /* set for an earlier wait: the rest of this one */
+        w->repeat = left;
+        ev_timer_again(loop, w);
+        return;
+    }
+    ev_timer_stop(loop, w);
     op->err = "timeout";
     if (op->on_timeout != NULL)
         op->on_timeout(op); /* a waiters queue to leave, a better text */
     cs_op_done(op);
+}
+
+/* The op's timer runs from now for seconds (> 0).  Op timers repeat, so
+ * that libev never stops one by itself: an unref'd lingering timer must
+ * only be stopped after ev_ref. */
+static void op_timer_start(cs_op *op, double seconds)
+{
+    struct ev_loop *loop = op->s->loop;
+
+    op->deadline = ev_now(loop) + seconds;
+    if (op->timer_lingering) { /* started: early enough, or restarted */
+        op->timer_lingering = 0;
+        ev_ref(loop);
+        if (ev_timer_remaining(loop, &op->timer) <= seconds)
+            return; /* fires first at its old time: op_on_timeout sees */
+        op->timer.repeat = seconds;
+        ev_timer_again(loop, &op->timer);
+        return;
+    }
+    if (ev_is_active(&op->timer))
+        ev_timer_stop(loop, &op->timer);
+    ev_timer_init(&op->timer, op_on_timeout, seconds, seconds);
+    ev_timer_start(loop, &op->timer);
 }
 
 /* C only: the wait is on its way; from now on the busy rules apply. */
@@ -228,6 +300,15 @@ static void op_arm(cs_op *op, cs_thread *th)
     default:
         break;
     }
+    if (op->lingering) {
+        if (op->events != 0 && op->io.fd == op->fd &&
+            (op->io.events & (EV_READ | EV_WRITE)) == op->events) {
+            op->lingering = 0; /* watching already: ref'd again only */
+            ev_ref(s->loop);
+            goto io_armed;
+        }
+        cs_op_unlinger(op);
+    }
     if (op->events != 0) {
         if (op->io.cb == NULL)
             ev_init(&op->io, op_on_io);
@@ -239,10 +320,11 @@ static void op_arm(cs_op *op, cs_thread *th)
             ev_io_set(&op->io, op->fd, op->events);
         ev_io_start(s->loop, &op->io);
     }
-    if (op->timeout > 0) {
-        ev_timer_init(&op->timer, op_on_timeout, op->timeout, 0.);
-        ev_timer_start(s->loop, &op->timer);
-    }
+io_armed:
+    if (op->timeout > 0)
+        op_timer_start(op, op->timeout);
+    else if (op->timer_lingering)
+        cs_op_unlinger(op); /* io is not lingering here: timer only */
     if (op->on_arm != NULL)
         op->on_arm(op);
 }
@@ -253,7 +335,7 @@ void cs_op_done(cs_op *op)
 
     if (!op->pending || op->done)
         return;
-    op_stop_watchers(op);
+    op_stop_watchers(op, 1);
     op->done = 1;
     if (th != NULL && th != &op->s->main && th->waiting == op)
         cs_ready_push(op->s, th);
@@ -265,7 +347,7 @@ void cs_op_cancel(cs_op *op)
 
     if (!op->pending)
         return;
-    op_stop_watchers(op);
+    op_stop_watchers(op, 0);
     if (op->on_cancel != NULL) /* done too: a resource handed out, say */
         op->on_cancel(op);
     op->pending = 0;
@@ -280,6 +362,7 @@ void cs_op_watch(cs_op *op, int fd, int events)
 {
     struct ev_loop *loop = op->s->loop;
 
+    cs_op_unlinger(op);
     if (ev_is_active(&op->io))
         ev_io_stop(loop, &op->io);
     op->fd = fd;
@@ -297,12 +380,12 @@ void cs_op_retime(cs_op *op, double seconds)
     struct ev_loop *loop = op->s->loop;
 
     op->timeout = seconds;
+    if (seconds > 0) {
+        op_timer_start(op, seconds);
+        return;
+    }
     if (ev_is_active(&op->timer))
         ev_timer_stop(loop, &op->timer);
-    if (seconds <= 0)
-        return;
-    ev_timer_init(&op->timer, op_on_timeout, seconds, 0.);
-    ev_timer_start(loop, &op->timer);
 }
 
 int cs_can_yield(cs_sched *s, lua_State *L)

@@ -337,6 +337,8 @@ static void tcp_on_readable(EV_P_ ev_io *w, int revents)
     (void)loop;
     (void)revents;
     t->may_read = 1;
+    if (cs_op_unlinger(op))
+        return; /* bytes came while nobody read: the next read takes them */
     cs_op_done(op);
 }
 
@@ -618,4 +620,5 @@ void cs_tcp_io_init(cs_tcp *t)
 {
     cs_op_init(&t->rd, t->s, t, receive_ready);
     ev_init(&t->rd.io, tcp_on_readable);
+    t->rd.may_linger = 1;
 }
