@@ -40,7 +40,36 @@ struct cs_pool {
 
 struct cs_pools {
     cs_pool *buckets[POOL_BUCKETS];
+    pool_item *spare; /* records of taken connections, for the next park */
+    int nspare;
+    cs_pool *last; /* the one cs_pool_get found last: usually the next */
 };
+
+#define SPARE_ITEMS_MAX 64 /* more are freed */
+
+static pool_item *item_new(cs_sched *s)
+{
+    pool_item *it = s->pools->spare;
+
+    if (it == NULL)
+        return calloc(1, sizeof(*it));
+    s->pools->spare = it->next;
+    s->pools->nspare--;
+    memset(it, 0, sizeof(*it));
+    return it;
+}
+
+/* Its watchers are stopped. */
+static void item_free(cs_sched *s, pool_item *it)
+{
+    if (s->pools->nspare >= SPARE_ITEMS_MAX) {
+        free(it);
+        return;
+    }
+    it->next = s->pools->spare;
+    s->pools->spare = it;
+    s->pools->nspare++;
+}
 
 static unsigned pool_hash(const char *key, size_t len)
 {
@@ -65,10 +94,15 @@ static cs_pool **pool_slot(cs_sched *s, const char *key, size_t klen)
 cs_pool *cs_pool_get(cs_sched *s, const char *key, size_t klen, int size,
                      int backlog)
 {
-    cs_pool **p = pool_slot(s, key, klen), *pool;
+    cs_pool **p, *pool = s->pools->last;
 
-    if (*p != NULL || size <= 0)
-        return *p; /* an existing pool keeps its size (SPEC.md 2.3) */
+    if (pool != NULL && pool->klen == klen && memcmp(pool->key, key, klen) == 0)
+        return pool;
+    p = pool_slot(s, key, klen);
+    if (*p != NULL || size <= 0) { /* an existing pool keeps its size */
+        s->pools->last = *p;       /* (SPEC.md 2.3) */
+        return *p;
+    }
     pool = calloc(1, sizeof(*pool) + klen);
     if (pool == NULL)
         return NULL;
@@ -91,6 +125,8 @@ static void pool_maybe_free(cs_pool *pool)
     p = pool_slot(pool->s, pool->key, pool->klen);
     if (*p == pool)
         *p = pool->next;
+    if (pool->s->pools->last == pool)
+        pool->s->pools->last = NULL;
     free(pool);
 }
 
@@ -140,7 +176,7 @@ static void item_close(pool_item *it)
     if (it->tls != NULL)
         cs_tls_free(it->tls, it->tls_io);
     close(it->fd);
-    free(it);
+    item_free(pool->s, it);
     pool->count--;
     pool_slot_freed(pool);
 }
@@ -186,7 +222,7 @@ static void item_give(pool_item *it, cs_tcp *t)
     /* the same open file libev watched: no EV__IOFDSET, no epoll_ctl (the
      * write record, lent per operation, learns it at its first wait) */
     cs_io_set_known(&t->rd.io, it->fd, EV_READ);
-    free(it);
+    item_free(pool->s, it);
 }
 
 /* ---- counting and queueing --------------------------------------------- */
@@ -297,6 +333,10 @@ int cs_pool_park(lua_State *L, cs_tcp *t, int size_idx, double timeout_ms)
     int size;
 
     if (pool == NULL) {
+        if (t->key == NULL) { /* connect keeps it whenever no pool counts t */
+            lua_pushliteral(L, "closed");
+            return 0;
+        }
         size = s->cfg.pool_size;
         if (size_idx > 0 && !lua_isnoneornil(L, size_idx))
             size = (int)luaL_checkinteger(L, size_idx);
@@ -318,7 +358,7 @@ int cs_pool_park(lua_State *L, cs_tcp *t, int size_idx, double timeout_ms)
             return 0;
         }
     }
-    it = calloc(1, sizeof(*it));
+    it = item_new(s);
     if (it == NULL) {
         lua_pushliteral(L, "no memory");
         return 0;
@@ -406,6 +446,13 @@ void cs_pools_free(cs_sched *s)
         }
         s->pools->buckets[i] = NULL;
     }
+    s->pools->last = NULL;
+    while (s->pools->spare != NULL) {
+        pool_item *it = s->pools->spare;
+        s->pools->spare = it->next;
+        free(it);
+    }
+    s->pools->nspare = 0;
 }
 
 /* pool_stats(): { [key] = { idle = n, in_use = n, queued = n } } */

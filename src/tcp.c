@@ -480,10 +480,17 @@ static void tcp_pool_options(lua_State *L, int idx, int *size, int *backlog)
 }
 
 /* Keeps the pool key of this connection (SPEC.md 2.1 step 6). */
-static int tcp_set_key(cs_tcp *t, const char *key, size_t klen)
+/* The pool name a later setkeepalive needs when there is no pool yet to
+ * hold it (an existing one outlives the connection: it counts it). */
+static int tcp_set_key(cs_tcp *t, cs_pool *pool, const char *key, size_t klen)
 {
     char *k;
 
+    if (pool != NULL) {
+        free(t->key);
+        t->key = NULL;
+        return 1;
+    }
     if (t->key != NULL && t->klen == klen && memcmp(t->key, key, klen) == 0)
         return 1; /* the same pool again: no allocation per connect */
     k = malloc(klen + 1);
@@ -589,8 +596,6 @@ static int tcp_connect(lua_State *L)
     t->reused = 0;
     t->nodelay = 0;
     t->rd_want = 0;
-    if (!tcp_set_key(t, key, klen))
-        return cs_fail(L, "no memory");
     /* both halves open while connecting: other calls see "busy connecting"
      * once there is a socket, "closed" while resolving (as ngx) */
     t->read_closed = t->write_closed = 0;
@@ -606,6 +611,11 @@ static int tcp_connect(lua_State *L)
     ev_init(&op->io, tcp_on_connected);
     /* the pool is looked up by key only, before any DNS (SPEC.md 2.3) */
     pool = cs_pool_get(s, key, klen, size, backlog);
+    if (!tcp_set_key(t, pool, key, klen)) {
+        cs_tcp_close_fd(t);
+        cs_tcp_wr_return(t);
+        return cs_fail(L, "no memory");
+    }
     turn = pool != NULL ? cs_pool_connect(pool, t) : CS_POOL_NEW;
     if (turn == CS_POOL_REUSED) {
         t->read_closed = t->write_closed = 0;
