@@ -599,35 +599,34 @@ static int tcp_connect(lua_State *L)
     /* both halves open while connecting: other calls see "busy connecting"
      * once there is a socket, "closed" while resolving (as ngx) */
     t->read_closed = t->write_closed = 0;
-    op = cs_tcp_wr(t);
-    if (op == NULL)
-        return cs_fail(L, "no memory");
     cs_own(s->current != NULL ? s->current->handler : &s->main_handler,
            &t->owned);
-    cs_op_init(op, s, t, tcp_connect_results);
-    t->wr_connecting = 1;
-    op->on_cancel = tcp_on_cancel;
-    op->on_timeout = tcp_on_conn_timeout;
-    ev_init(&op->io, tcp_on_connected);
     /* the pool is looked up by key only, before any DNS (SPEC.md 2.3) */
     pool = cs_pool_get(s, key, klen, size, backlog);
     if (!tcp_set_key(t, pool, key, klen)) {
         cs_tcp_close_fd(t);
-        cs_tcp_wr_return(t);
         return cs_fail(L, "no memory");
     }
     turn = pool != NULL ? cs_pool_connect(pool, t) : CS_POOL_NEW;
-    if (turn == CS_POOL_REUSED) {
+    if (turn == CS_POOL_REUSED) { /* no wait: no write record either */
         t->read_closed = t->write_closed = 0;
-        cs_tcp_wr_return(t);
         lua_pushinteger(L, 1);
         return 1;
     }
     if (turn == CS_POOL_FULL) {
         cs_tcp_close_fd(t);
-        cs_tcp_wr_return(t);
         return cs_fail(L, "too many waiting connect operations");
     }
+    op = cs_tcp_wr(t);
+    if (op == NULL) {
+        cs_tcp_close_fd(t);
+        return cs_fail(L, "no memory");
+    }
+    cs_op_init(op, s, t, tcp_connect_results);
+    t->wr_connecting = 1;
+    op->on_cancel = tcp_on_cancel;
+    op->on_timeout = tcp_on_conn_timeout;
+    ev_init(&op->io, tcp_on_connected);
     if (!(is_unix ? tcp_unix_lookup(L, t, host + 5)
                   : tcp_parse_target(L, t, host, hlen, port))) {
         lua_pushnil(L);
