@@ -517,6 +517,75 @@ describe("descriptors", function()
   end)
 end)
 
+-- A socket's state has a finalizer only while it holds something (a
+-- connection, memory, a place in a pool): it gets one back whenever it
+-- takes something again.
+describe("a socket dropped without close", function()
+  it("is closed by the GC after connecting again past a close or a pooling", function()
+    local l, port = listener(finally)
+    collectgarbage()
+    collectgarbage()
+    local before = fd_count()
+    local sock = cs.tcp()
+    assert.equal(1, sock:connect("127.0.0.1", port))
+    local first = assert(l:accept())
+    finally(function() first:close() end)
+    assert.equal(1, sock:close())                    -- holds nothing now
+    assert.equal(1, sock:connect("127.0.0.1", port))
+    local second = assert(l:accept())
+    finally(function() second:close() end)
+    sock = nil -- luacheck: ignore 311
+    collectgarbage()
+    collectgarbage()
+    assert.equal("closed", (peer_sees(second)))
+
+    sock = cs.tcp()
+    assert.equal(1, sock:connect("127.0.0.1", port))
+    local third = assert(l:accept())
+    finally(function() third:close() end)
+    assert.equal(1, sock:setkeepalive())             -- holds nothing now
+    assert.equal(1, sock:connect("127.0.0.1", port)) -- the pooled one
+    assert.equal(1, sock:getreusedtimes())
+    sock = nil -- luacheck: ignore 311
+    collectgarbage()
+    collectgarbage()
+    assert.equal("closed", (peer_sees(third)))
+    first:close()
+    second:close()
+    third:close()
+    assert.equal(before, fd_count())
+  end)
+
+  it("leaves its pooled connection to the next socket", function()
+    local l, port = listener(finally)
+    local sock = cs.tcp()
+    assert.equal(1, sock:connect("127.0.0.1", port))
+    local conn = assert(l:accept())
+    finally(function() conn:close() end)
+    assert.equal(1, sock:setkeepalive())
+    sock = nil -- luacheck: ignore 311
+    collectgarbage()
+    collectgarbage()
+    local again = cs.tcp()
+    assert.equal(1, again:connect("127.0.0.1", port))
+    assert.equal(1, again:getreusedtimes())
+    assert.equal(4, again:send("mine"))
+    conn:settimeout(1)
+    assert.equal("mine", conn:receive(4))
+    again:close()
+  end)
+
+  -- what it never gave back would be a leak under make asan / valgrind
+  it("frees what bind and setclientcert kept before any connect", function()
+    local bound, certified = cs.tcp(), cs.tcp()
+    assert.is_true(bound:bind("127.0.0.1"))
+    assert.is_true(certified:setclientcert("not a certificate", "not a key"))
+    bound, certified = nil, nil -- luacheck: ignore 311
+    collectgarbage()
+    collectgarbage()
+  end)
+end)
+
 -- The small methods of SPEC.md 7.1, 7.2, 7.5, 7.6 (0.10.23's texts).
 describe("socket methods", function()
   it("close takes no arguments and returns 1, then closed", function()

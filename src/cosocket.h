@@ -178,6 +178,7 @@ struct cs_sched {
     struct cs_pools *pools;   /* keepalive pools by key (pool.c) */
     struct cs_tls_state *tls; /* libtls configurations (tls.c) */
     int pools_ref;
+    int tcp_mt_ref[2]; /* tcp state metatables: [1] finalizes, [0] not */
     struct cs_buffer_cache *buffers; /* emptied receive buffers */
     int buffers_ref;
     struct iovec *iov; /* scratch of one send call */

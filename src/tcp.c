@@ -86,6 +86,8 @@ void cs_tcp_close_fd(cs_tcp *t)
     t->host = NULL;
     free(t->pending);
     t->pending = NULL;
+    free(t->key); /* only setkeepalive of this connection needed it */
+    t->key = NULL;
     if (t->tls != NULL)
         cs_tls_free(t->tls, t->tls_io);
     t->tls = NULL;
@@ -118,6 +120,45 @@ void cs_tcp_wr_return(cs_tcp *t)
         return;
     cs_op_give(t->s, t->wr);
     t->wr = NULL;
+}
+
+/* The state's metatable has __gc only while the state holds something a
+ * finalizer must give back.  A socket made per request and parked again
+ * (the pool's common case) is then freed by the GC without a finalizer,
+ * which in LuaJIT costs more than the rest of its work (W2).  Lua 5.2+
+ * keeps finalizing a state once marked: correct, only not faster. */
+static void tcp_set_finalized(lua_State *L, cs_tcp *t, int on)
+{
+    lua_rawgeti(L, 1, 1); /* the state of self */
+    lua_rawgeti(L, LUA_REGISTRYINDEX, t->s->tcp_mt_ref[on]);
+    lua_setmetatable(L, -2);
+    lua_pop(L, 1);
+    t->finalized = (unsigned char)on;
+}
+
+void cs_tcp_finalized(lua_State *L, cs_tcp *t)
+{
+    if (!t->finalized)
+        tcp_set_finalized(L, t, 1);
+}
+
+/* no descriptor, memory, pool place, owner, waiter or started watcher */
+static int tcp_holds_nothing(const cs_tcp *t)
+{
+    return t->fd < 0 && t->wr == NULL && !t->rd.pending &&
+           !ev_is_active(&t->rd.io) && !ev_is_active(&t->rd.timer) &&
+           t->buf.data == NULL && t->lookup == NULL && t->host == NULL &&
+           t->pending == NULL && t->bind_addr == NULL && t->key == NULL &&
+           t->pool == NULL && !t->queued && t->tls == NULL &&
+           t->tls_io == NULL && t->client_cert == NULL &&
+           t->client_key == NULL && t->owned.handler == NULL;
+}
+
+/* After close or setkeepalive (self at 1): drop __gc if nothing is held. */
+static void tcp_maybe_unfinalized(lua_State *L, cs_tcp *t)
+{
+    if (t->finalized && tcp_holds_nothing(t))
+        tcp_set_finalized(L, t, 0);
 }
 
 static void tcp_owned_close(cs_owned *o)
@@ -163,7 +204,7 @@ static cs_tcp *tcp_new_state(lua_State *L, cs_sched *s)
     t->owned.close = tcp_owned_close;
     cs_tcp_io_init(t);
     t->rd.on_cancel = tcp_on_cancel;
-    lua_pushvalue(L, lua_upvalueindex(3)); /* TCP_STATE_MT */
+    lua_pushvalue(L, lua_upvalueindex(3)); /* without __gc: holds nothing */
     lua_setmetatable(L, -2);
     return t;
 }
@@ -589,6 +630,7 @@ static int tcp_connect(lua_State *L)
         return cs_fail(L, busy);
     if (t->fd >= 0 || t->pool != NULL)
         cs_tcp_close_fd(t); /* outright, not pooled (SPEC.md 2.2) */
+    cs_tcp_finalized(L, t);
     t->ever = 1;
     t->conn_errno = 0;
     t->next_addr = 0;
@@ -692,6 +734,7 @@ static int tcp_setkeepalive(lua_State *L)
         return 2;
     }
     cs_tcp_close_fd(t); /* the object is closed; the fd went to the pool */
+    tcp_maybe_unfinalized(L, t);
     if (n >= 2 && !lua_isnil(L, 2))
         luaL_checkinteger(L, 2); /* 0.10.23 checks it only after parking */
     lua_pushinteger(L, 1);
@@ -718,6 +761,7 @@ static int tcp_close(lua_State *L)
     if (busy != NULL)
         return cs_fail(L, busy);
     cs_tcp_close_fd(t);
+    tcp_maybe_unfinalized(L, t);
     lua_pushinteger(L, 1);
     return 1;
 }
@@ -891,6 +935,7 @@ static int tcp_bind(lua_State *L)
         }
     }
     ip = lua_tostring(L, 2);
+    cs_tcp_finalized(L, t);
     err = cs_bind_address(ip, port, &t->bind_addr, &t->bind_len);
     if (err != NULL)
         return cs_fail(L, err);
@@ -908,8 +953,27 @@ static const char tcp_lua[] = "local tcp = ...\n"
                               "  return nil, err\n"
                               "end\n";
 
+/* The state's two metatables (tcp_set_finalized): the one cs_socket_class
+ * made, with __gc, and a copy without it. */
+static void tcp_state_metatables(lua_State *L, cs_sched *s)
+{
+    luaL_getmetatable(L, TCP_STATE_MT);
+    lua_newtable(L);
+    lua_pushnil(L);
+    while (lua_next(L, -3) != 0) { /* mt, copy, key, value */
+        lua_pushvalue(L, -2);
+        lua_insert(L, -2);
+        lua_rawset(L, -4); /* the key stays for lua_next */
+    }
+    lua_pushnil(L);
+    lua_setfield(L, -2, "__gc");
+    s->tcp_mt_ref[0] = luaL_ref(L, LUA_REGISTRYINDEX); /* the copy */
+    s->tcp_mt_ref[1] = luaL_ref(L, LUA_REGISTRYINDEX);
+}
+
 void cs_open_tcp(lua_State *L, int mod)
 {
+    cs_sched *s;
     static const luaL_Reg methods[] = {{"connect", tcp_connect},
                                        {"close", tcp_close},
                                        {"settimeout", tcp_settimeout},
@@ -927,11 +991,13 @@ void cs_open_tcp(lua_State *L, int mod)
 
     cs_socket_class(L, mod, TCP_MT, TCP_STATE_MT, tcp_state_gc, methods);
     cs_open_tcp_ffi(L, TCP_MT, TCP_STATE_MT);
-    /* tcp(): the scheduler and both metatables as upvalues, so making a
+    s = lua_touserdata(L, mod + 1);
+    tcp_state_metatables(L, s);
+    /* tcp(): the scheduler and the metatables as upvalues, so making a
      * socket looks nothing up by name */
     lua_pushvalue(L, mod + 1);
     luaL_getmetatable(L, TCP_MT);
-    luaL_getmetatable(L, TCP_STATE_MT);
+    lua_rawgeti(L, LUA_REGISTRYINDEX, s->tcp_mt_ref[0]);
     lua_pushcclosure(L, tcp_new, 3);
     lua_pushvalue(L, -1);
     lua_setfield(L, mod, "tcp");

@@ -33,6 +33,7 @@ typedef struct cs_tcp {
     cs_op rd;
     cs_op *wr; /* a connect, sslhandshake or send: lent while in use */
     unsigned char wr_connecting; /* wr is a connect or a handshake */
+    unsigned char finalized;     /* its metatable has __gc */
     cs_buffer buf;
     cs_scan scan; /* what the pending read waits for */
     /* connect in progress */
@@ -78,6 +79,9 @@ cs_tcp *cs_tcp_self(lua_State *L); /* may raise; NULL: never connected */
 void cs_tcp_close_fd(cs_tcp *t);   /* C only: ends the connection */
 void cs_push_errno(lua_State *L, int err);
 double cs_tcp_timeout(cs_tcp *t, int ms, double dflt_ms); /* seconds */
+/* Before t takes anything a finalizer must give back: __gc from now on.
+ * Methods only: self (whose slot 1 is t) at index 1. */
+void cs_tcp_finalized(lua_State *L, cs_tcp *t);
 /* t->wr for a connect, handshake or send: taken from the scheduler's
  * free list unless t has it already. NULL: no memory. */
 cs_op *cs_tcp_wr(cs_tcp *t);

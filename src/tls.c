@@ -501,6 +501,7 @@ static int tls_setclientcert(lua_State *L)
     key = lua_tolstring(L, 3, &klen);
     free(t->client_cert);
     free(t->client_key);
+    cs_tcp_finalized(L, t);
     t->client_cert = malloc(clen + 1);
     t->client_key = malloc(klen + 1);
     if (t->client_cert == NULL || t->client_key == NULL) {
