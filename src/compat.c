@@ -89,14 +89,14 @@ int (*cs_find_isyieldable(void))(lua_State *)
 
 int cs_shows_as_integer(lua_State *L, int idx)
 {
-    lua_Number v;
-
     if (lua_type(L, idx) != LUA_TNUMBER)
         return 0;
 #if LUA_VERSION_NUM >= 503
     return lua_isinteger(L, idx);
 #else
-    v = lua_tonumber(L, idx); /* "%.14g": every digit below 1e14 */
-    return v == (lua_Number)(long long)v && v > -1e14 && v < 1e14;
+    {
+        lua_Number v = lua_tonumber(L, idx); /* "%.14g": all digits < 1e14 */
+        return v == (lua_Number)(long long)v && v > -1e14 && v < 1e14;
+    }
 #endif
 }
