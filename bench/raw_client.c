@@ -193,6 +193,40 @@ static conn *conn_new(int fd)
     return c;
 }
 
+static conn **conns_new(int nconn)
+{
+    conn **cs = calloc((size_t)nconn, sizeof(*cs));
+
+    if (cs == NULL)
+        die("calloc");
+    return cs;
+}
+
+/* The event loop of every workload with roundtrips: step moves a connection
+ * on (1 when one of its roundtrips ended), next starts its following one
+ * while it has some left. Returns once target roundtrips ended. */
+static long drive(long target, int (*step)(conn *c, unsigned events),
+                  void (*next)(conn *c))
+{
+    long done = 0;
+
+    while (done < target) {
+        int i, n = epoll_wait(epfd, evs, 1024, -1);
+
+        if (n < 0 && errno != EINTR)
+            die("epoll_wait");
+        for (i = 0; i < n; i++) {
+            conn *c = evs[i].data.ptr;
+            if (!step(c, evs[i].events))
+                continue;
+            done++;
+            if (--c->left > 0)
+                next(c);
+        }
+    }
+    return done;
+}
+
 static void set_kind(const char *kind)
 {
     if (strcmp(kind, "ping") == 0) {
@@ -211,14 +245,29 @@ static void set_kind(const char *kind)
     req_len = strlen(req);
 }
 
+static int line_replies; /* rt: replies are lines (line_server) */
+
+static int rt_step(conn *c, unsigned events)
+{
+    (void)events;
+    if (!read_reply(c, line_replies))
+        return 0;
+    c->have = c->need = 0;
+    return 1;
+}
+
+static void rt_next(conn *c)
+{
+    send_all(c->fd, req, req_len);
+}
+
 static void run_rt(int nconn, long total, const char *kind)
 {
-    long per = total / nconn, done = 0, target = per * nconn;
-    int i, line = strcmp(kind, "line") == 0;
-    conn **cs = calloc((size_t)nconn, sizeof(*cs));
+    long per = total / nconn;
+    int i;
+    conn **cs = conns_new(nconn);
 
-    if (cs == NULL)
-        die("calloc");
+    line_replies = strcmp(kind, "line") == 0;
     for (i = 0; i < nconn; i++) {
         cs[i] = conn_new(connect_blocking());
         set_nonblock(cs[i]->fd);
@@ -227,23 +276,8 @@ static void run_rt(int nconn, long total, const char *kind)
     }
     timer_start();
     for (i = 0; i < nconn; i++)
-        send_all(cs[i]->fd, req, req_len);
-    while (done < target) {
-        int n = epoll_wait(epfd, evs, 1024, -1);
-
-        if (n < 0 && errno != EINTR)
-            die("epoll_wait");
-        for (i = 0; i < n; i++) {
-            conn *c = evs[i].data.ptr;
-            if (!read_reply(c, line))
-                continue;
-            c->have = c->need = 0;
-            done++;
-            if (--c->left > 0)
-                send_all(c->fd, req, req_len);
-        }
-    }
-    result(done, "");
+        rt_next(cs[i]);
+    result(drive(per * nconn, rt_step, rt_next), "");
 }
 
 static void churn_start(conn *c)
@@ -262,58 +296,55 @@ static void churn_start(conn *c)
     watch(c, EPOLL_CTL_ADD, EPOLLIN | EPOLLOUT | EPOLLET);
 }
 
-static void run_churn(int nconn, long total)
+/* churn: connect, send once writable, read the reply, close */
+static int churn_step(conn *c, unsigned events)
 {
-    long per = total / nconn, done = 0, target = per * nconn;
-    int i;
-    conn **cs = calloc((size_t)nconn, sizeof(*cs));
+    if (events & (EPOLLERR | EPOLLHUP) && c->state == 0) {
+        errno = ECONNREFUSED;
+        die("connect");
+    }
+    if (c->state == 0) {
+        if (!(events & EPOLLOUT))
+            return 0;
+        send_all(c->fd, req, req_len);
+        c->state = 1;
+    }
+    if (!read_reply(c, 0))
+        return 0;
+    close(c->fd);
+    return 1;
+}
 
-    if (cs == NULL)
-        die("calloc");
-    set_kind("ping");
-    timer_start();
+/* connections made in the timed section, churn_start's way */
+static void churn_conns(int nconn, long per)
+{
+    conn **cs = conns_new(nconn);
+    int i;
+
     for (i = 0; i < nconn; i++) {
         cs[i] = conn_new(-1);
         cs[i]->left = per;
-        churn_start(cs[i]);
+        churn_start(cs[i]); /* edge-triggered, both ways */
     }
-    while (done < target) {
-        int n = epoll_wait(epfd, evs, 1024, -1);
+}
 
-        if (n < 0 && errno != EINTR)
-            die("epoll_wait");
-        for (i = 0; i < n; i++) {
-            conn *c = evs[i].data.ptr;
-            if (evs[i].events & (EPOLLERR | EPOLLHUP) && c->state == 0) {
-                errno = ECONNREFUSED;
-                die("connect");
-            }
-            if (c->state == 0) {
-                if (!(evs[i].events & EPOLLOUT))
-                    continue;
-                send_all(c->fd, req, req_len);
-                c->state = 1;
-            }
-            if (!read_reply(c, 0))
-                continue;
-            close(c->fd);
-            done++;
-            if (--c->left > 0)
-                churn_start(c);
-        }
-    }
-    result(done, "");
+static void run_churn(int nconn, long total)
+{
+    long per = total / nconn;
+
+    set_kind("ping");
+    timer_start();
+    churn_conns(nconn, per);
+    result(drive(per * nconn, churn_step, churn_start), "");
 }
 
 static void run_idle(int nconn)
 {
     long rss0, rss1, done = 0;
     int i, ctl;
-    conn **cs = calloc((size_t)nconn, sizeof(*cs));
+    conn **cs = conns_new(nconn);
     char extra[64], ok[8];
 
-    if (cs == NULL)
-        die("calloc");
     timer_start();
     rss0 = rss_bytes();
     bufsize = 16;
@@ -482,14 +513,21 @@ static int tls_read_line(conn *c)
     }
 }
 
+static int tls_rt_step(conn *c, unsigned events)
+{
+    (void)events;
+    if (!tls_read_line(c))
+        return 0;
+    c->have = 0;
+    return 1;
+}
+
 static void run_tls_rt(int nconn, long total, const char *ca)
 {
-    long per = total / nconn, done = 0, target = per * nconn;
+    long per = total / nconn;
     int i;
-    conn **cs = calloc((size_t)nconn, sizeof(*cs));
+    conn **cs = conns_new(nconn);
 
-    if (cs == NULL)
-        die("calloc");
     tls_setup(ca);
     for (i = 0; i < nconn; i++) { /* blocking handshakes, untimed */
         cs[i] = conn_new(connect_blocking());
@@ -503,22 +541,7 @@ static void run_tls_rt(int nconn, long total, const char *ca)
     timer_start();
     for (i = 0; i < nconn; i++)
         tls_send_req(cs[i]);
-    while (done < target) {
-        int n = epoll_wait(epfd, evs, 1024, -1);
-
-        if (n < 0 && errno != EINTR)
-            die("epoll_wait");
-        for (i = 0; i < n; i++) {
-            conn *c = evs[i].data.ptr;
-            if (!tls_read_line(c))
-                continue;
-            c->have = 0;
-            done++;
-            if (--c->left > 0)
-                tls_send_req(c);
-        }
-    }
-    result(done, "");
+    result(drive(per * nconn, tls_rt_step, tls_send_req), "");
 }
 
 /* tls-churn: moves one connection on; 1 when its roundtrip is done */
@@ -543,42 +566,22 @@ static int tls_churn_step(conn *c, unsigned events)
         tls_send_req(c);
         c->state = 2;
     }
-    return tls_read_line(c);
+    if (!tls_read_line(c))
+        return 0;
+    SSL_free(c->ssl); /* no SSL_shutdown: no close_notify */
+    c->ssl = NULL;
+    close(c->fd);
+    return 1;
 }
 
 static void run_tls_churn(int nconn, long total, const char *ca)
 {
-    long per = total / nconn, done = 0, target = per * nconn;
-    int i;
-    conn **cs = calloc((size_t)nconn, sizeof(*cs));
+    long per = total / nconn;
 
-    if (cs == NULL)
-        die("calloc");
     tls_setup(ca);
     timer_start();
-    for (i = 0; i < nconn; i++) {
-        cs[i] = conn_new(-1);
-        cs[i]->left = per;
-        churn_start(cs[i]); /* edge-triggered, both ways */
-    }
-    while (done < target) {
-        int n = epoll_wait(epfd, evs, 1024, -1);
-
-        if (n < 0 && errno != EINTR)
-            die("epoll_wait");
-        for (i = 0; i < n; i++) {
-            conn *c = evs[i].data.ptr;
-            if (!tls_churn_step(c, evs[i].events))
-                continue;
-            SSL_free(c->ssl); /* no SSL_shutdown: no close_notify */
-            c->ssl = NULL;
-            close(c->fd);
-            done++;
-            if (--c->left > 0)
-                churn_start(c);
-        }
-    }
-    result(done, "");
+    churn_conns(nconn, per);
+    result(drive(per * nconn, tls_churn_step, churn_start), "");
 }
 
 int main(int argc, char **argv)
