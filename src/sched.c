@@ -80,17 +80,14 @@ cs_op *cs_op_take(cs_sched *s)
     return op;
 }
 
+static void op_stop_watchers(cs_op *op, int linger);
+
 void cs_op_give(cs_sched *s, cs_op *op)
 {
     if (op == NULL)
         return;
-    cs_op_unlinger(op);
-    if (s->loop != NULL) { /* normally stopped already: delivered */
-        if (ev_is_active(&op->io))
-            ev_io_stop(s->loop, &op->io);
-        if (ev_is_active(&op->timer))
-            ev_timer_stop(s->loop, &op->timer);
-    }
+    if (op->s != NULL) /* used: normally stopped already, delivered */
+        op_stop_watchers(op, 0);
     op->io.fd = -1; /* its next owner's fd is a new one to libev */
     if (s->loop == NULL || s->nfree_ops >= FREE_OPS_MAX) {
         free(op);

@@ -184,7 +184,7 @@ static void handler_unlink(cs_thread *th)
 cs_op *cs_thread_op(cs_thread *th)
 {
     if (th->op == NULL)
-        th->op = calloc(1, sizeof(*th->op));
+        th->op = cs_op_take(th->s);
     return th->op;
 }
 
@@ -195,7 +195,7 @@ static int thread_gc(lua_State *L)
     /* Alive here only inside lua_close: cancel without running Lua. */
     if (th->waiting != NULL)
         cs_op_cancel(th->waiting);
-    free(th->op);
+    cs_op_give(th->s, th->op);
     th->op = NULL;
     free(th->chain);
     th->chain = NULL;
