@@ -409,7 +409,7 @@ describe("large reads", function()
   end)
 end)
 
--- Under LuaJIT, receive is a Lua function taking whole buffered lines
+-- Under LuaJIT, receive is a Lua function taking whole buffered lines and sizes
 -- through the FFI (src/tcp_ffi.c) and tail-calling the C method for
 -- everything else: the two must not be told apart.  (send's fast path is
 -- in tcp_send_spec.lua.)
@@ -463,4 +463,68 @@ describe("sock:receive's line fast path", function()
     sock:close()
     assert.same({ n = 2, nil, "closed" }, pack(sock:receive()))
   end)
+
+  it("gives buffered and awaited sizes as the C method does", function()
+    local sock = scripted({ "w", "0123456789" }, { "p", 50 }, { "w", "abc" }, "c")
+    sock:settimeout(2000)
+    assert.same({ n = 1, "01" }, pack(sock:receive(2)))
+    assert.same({ n = 1, "2" }, pack(sock:receive(1.9)))       -- truncated
+    assert.same({ n = 1, "3456789a" }, pack(sock:receive(8)))  -- 7 buffered: waits for 1
+    assert.same({ n = 3, nil, "closed", "bc" }, pack(sock:receive(3)))
+    assert.same({ n = 2, nil, "closed" }, pack(sock:receive(1)))
+  end)
+
+  it("waits for a line in a light thread and gives the C method's results", function()
+    local sock = scripted({ "p", 50 }, { "w", "one\r\n" }, { "p", 50 }, { "w", "tw" }, "c")
+    sock:settimeout(2000)
+    local reader = cs.spawn(function()
+      local a = pack(sock:receive())
+      return a, pack(sock:receive("*l"))
+    end)
+    local ok, first, second = cs.wait(reader)
+    assert.is_true(ok)
+    assert.same({ n = 1, "one" }, first)
+    assert.same({ n = 3, nil, "closed", "tw" }, second)
+  end)
+
+  -- A wait used to end a LuaJIT trace by "stitching": the code after it
+  -- became a trace that ran into the next wait and stitched another, one
+  -- more trace per few roundtrips, compiling all the while.  The loop below
+  -- is shaped as the one that showed it (a hot check function first).
+  if is_jit then
+    it("leaves a request loop a bounded number of LuaJIT traces", function()
+      local util = require "jit.util"
+      local srv = helpers.start_fixture("echo")
+      finally(function() srv:stop() end)
+      local function check(ok, err)
+        if not ok then error(err, 2) end
+        return ok
+      end
+      local function reply(sock) check(sock:receive("*l")) end
+      local function step(sock)
+        check(sock:send("ping\n"))
+        reply(sock)
+      end
+      local socks, threads = {}, {}
+      for i = 1, 4 do
+        socks[i] = cs.tcp()
+        socks[i]:settimeout(2000)
+        assert.equal(1, socks[i]:connect(srv.host, srv.port))
+      end
+      jit.flush()
+      for _ = 1, 300 do check(true) end
+      for i = 1, 4 do
+        threads[i] = cs.spawn(function(sock)
+          for _ = 1, 1000 do step(sock) end
+        end, socks[i])
+      end
+      for i = 1, 4 do assert.is_true((cs.wait(threads[i]))) end
+      local traces = 0
+      for i = 1, 4000 do
+        if util.traceinfo(i) then traces = traces + 1 end
+      end
+      for i = 1, 4 do socks[i]:close() end
+      assert.is_true(traces < 20, traces .. " traces")
+    end)
+  end
 end)

@@ -1,14 +1,17 @@
-/* LuaJIT's fast paths for receive("*l") and send(string): a line already
- * in the buffer is taken, and a string the kernel takes at once is sent,
- * through FFI calls instead of the Lua C API (some 900 instructions a
- * call), which is where a line-reading loop or a request loop spends its
- * user time.  Anything else (no whole line buffered, a CR inside the line,
- * a full send buffer, a string over 64 KiB, a busy or closed socket, TLS,
- * other arguments) tail-calls the C method, so results and error messages
- * are those of the C method: a tail call leaves the caller's frame for
- * luaL_argerror to name ("receive").  The one non-tail call, the C send of
- * what the kernel left of a string, cannot raise.  PUC Lua keeps the C
- * methods as they are. */
+/* LuaJIT's fast paths for receive("*l"), receive(size) and send(string):
+ * a line or the bytes already in the buffer are taken, and a string the
+ * kernel takes at once is sent, through FFI calls instead of the Lua C API
+ * (some 900 instructions a call), which is where a line-reading loop or a
+ * request loop spends its user time.  When the bytes are not buffered yet
+ * on a socket free to read, wait_read, a C function that skips receive's
+ * argument checks (done here), starts the read and waits.  Anything else
+ * (a CR inside the line, a full send buffer, a string over 64 KiB, a busy
+ * or closed socket, TLS sends, other arguments) tail-calls the C method, so
+ * results and error messages are those of the C method: a tail call leaves
+ * the caller's frame for luaL_argerror to name ("receive").  The non-tail
+ * calls, wait_read and the C send of what the kernel left of a string,
+ * cannot raise an argument error.  PUC Lua keeps the C methods as they
+ * are. */
 #include <errno.h>
 #include <limits.h>
 #include <stdint.h>
@@ -18,41 +21,78 @@
 #include "tcp.h"
 #include "compat.h"
 
+/* what ffi_line and ffi_bytes return when they do not take the bytes */
+#define FFI_C    (-1) /* the C method must do it */
+#define FFI_WAIT (-2) /* not buffered yet: wait_read may wait for them */
+
+/* May t start a read now (what tcp_read_refused lets through)? */
+static int ffi_readable(const cs_tcp *t)
+{
+    return t->fd >= 0 && !t->read_closed && !t->rd.pending &&
+           !cs_tcp_connecting(t);
+}
+
 /* The next buffered line of t: its bytes at *line, its length returned
  * (the "\r" of a "\r\n" left out), *skip the bytes it takes with its end.
- * -1: the C method must do it. */
+ * FFI_WAIT: no whole line yet, wait_read may wait for one; FFI_C: the C
+ * method must do it. */
 static int ffi_line(void *state, const char **line, size_t *skip)
 {
     cs_tcp *t = state;
     const char *p, *nl;
     size_t n;
 
-    if (t->fd < 0 || t->read_closed || t->rd.pending || cs_tcp_connecting(t) ||
-        t->buf.data == NULL)
-        return -1;
+    if (!ffi_readable(t))
+        return FFI_C;
+    if (t->buf.data == NULL)
+        return FFI_WAIT;
     p = cs_buffer_peek(&t->buf);
     nl = memchr(p, '\n', cs_buffer_len(&t->buf));
     if (nl == NULL)
-        return -1;
+        return FFI_WAIT;
     n = (size_t)(nl - p);
     if (n >= INT_MAX)
-        return -1; /* the FFI's int: beyond it, the C method */
+        return FFI_C; /* the FFI's int: beyond it, the C method */
     if (n > 0 && p[n - 1] == '\r')
         n--;
     if (memchr(p, '\r', n) != NULL)
-        return -1; /* CRs inside are dropped: the C method's work */
+        return FFI_C; /* CRs inside are dropped: the C method's work */
     *line = p;
     *skip = (size_t)(nl - p) + 1;
     return (int)n;
 }
 
-/* The line was copied: it is consumed, a read call as any other. */
-static void ffi_line_done(void *state, size_t skip)
+/* receive(size) with size bytes buffered: at *at, size returned; else
+ * FFI_WAIT or FFI_C as ffi_line.  size: 1 to INT_MAX (the Lua side). */
+static int ffi_bytes(void *state, size_t size, const char **at)
+{
+    cs_tcp *t = state;
+
+    if (!ffi_readable(t))
+        return FFI_C;
+    if (t->buf.data == NULL || cs_buffer_len(&t->buf) < size)
+        return FFI_WAIT;
+    *at = cs_buffer_peek(&t->buf);
+    return (int)size;
+}
+
+/* The bytes were copied: they are consumed, a read call as any other. */
+static void ffi_done(void *state, size_t skip)
 {
     cs_tcp *t = state;
 
     t->read_gen++; /* a receiveuntil iterator's held prefix is let go */
     cs_buffer_consume(&t->buf, t->s->buffers, skip);
+}
+
+/* wait_read(self, state, size): receive(self) or receive(self, size) on a
+ * socket ffi_line or ffi_bytes found free to read (size nil: a line). */
+static int ffi_wait_read(lua_State *L)
+{
+    cs_tcp *t = lua_touserdata(L, 2);
+    size_t size = lua_isnil(L, 3) ? 0 : (size_t)lua_tonumber(L, 3);
+
+    return cs_tcp_receive_wait(L, t, size);
 }
 
 /* Sends what the kernel takes of p at once: the count (0: nothing, the C
@@ -79,7 +119,8 @@ static int ffi_send(void *state, const char *p, size_t len)
 }
 
 static const char fast_methods[] =
-    "local receive, send, state_mt, line_fn, done_fn, send_fn = ...\n"
+    "local receive, send, state_mt, line_fn, bytes_fn, done_fn, send_fn, "
+    "wait_read, WAIT = ...\n"
     "local ok, ffi = pcall(require, 'ffi')\n"
     "if not ok then return receive, send end\n"
     "local cast, ffi_string, sub = ffi.cast, ffi.string, string.sub\n"
@@ -87,23 +128,49 @@ static const char fast_methods[] =
     "type, select\n"
     "local line = cast('int (*)(void *, const char **, size_t *)', "
     "line_fn)\n"
+    "local bytes = cast('int (*)(void *, size_t, const char **)', "
+    "bytes_fn)\n"
     "local done = cast('void (*)(void *, size_t)', done_fn)\n"
     "local fsend = cast('int (*)(void *, const char *, size_t)', "
     "send_fn)\n"
     "local at, skip = ffi.new('const char *[1]'), ffi.new('size_t[1]')\n"
+    /* wait_read's results go on through select's CALLMT: LuaJIT then ends
+     * a trace at the call and goes on in the interpreter when the thread
+     * is resumed.  Followed by anything else the call would be "stitched":
+     * the code after it becomes a trace of its own, and in a request loop
+     * each such trace runs into the next wait and stitches another, a
+     * chain that grows until the trace limit flushes it all, compiling all
+     * the while.  A function of its own, tail-called: a thread blocked in
+     * it has a small frame more on its stack, not line_receive's (which
+     * made LuaJIT grow each waiting coroutine's stack, some 800 bytes) */
+    "local function wait(self, state, size)\n"
+    "  return select(1, wait_read(self, state, size))\n"
+    "end\n"
     /* fixed parameters where the FFI is called: a vararg frame there
-     * makes LuaJIT grow each coroutine's stack (some 800 bytes of memory a
-     * thread blocked in receive); the vararg entry only counts and passes
-     * on, by tail calls, so the C method still sees the caller's frame */
+     * would grow the stack as well; the vararg entry only counts and
+     * passes on, by tail calls, so the C method still sees the caller's
+     * frame */
     "local function line_receive(np, self, pat)\n"
-    "  if (np == 1 or pat == '*l') and type(self) == 'table' then\n"
+    "  if type(self) == 'table' then\n"
     "    local state = rawget(self, 1)\n"
     "    if getmetatable(state) == state_mt then\n"
-    "      local n = line(state, at, skip)\n"
-    "      if n >= 0 then\n"
-    "        local s = ffi_string(at[0], n)\n"
-    "        done(state, skip[0])\n"
-    "        return s\n"
+    "      if np == 1 or pat == '*l' then\n"
+    "        local n = line(state, at, skip)\n"
+    "        if n >= 0 then\n"
+    "          local s = ffi_string(at[0], n)\n"
+    "          done(state, skip[0])\n"
+    "          return s\n"
+    "        end\n"
+    "        if n == WAIT then return wait(self, state, nil) end\n"
+    "      elseif type(pat) == 'number' and pat >= 1 and "
+    "pat <= 2147483647 then\n"
+    "        local n = bytes(state, pat, at)\n"
+    "        if n > 0 then\n"
+    "          local s = ffi_string(at[0], n)\n"
+    "          done(state, n)\n"
+    "          return s\n"
+    "        end\n"
+    "        if n == WAIT then return wait(self, state, pat) end\n"
     "      end\n"
     "    end\n"
     "  end\n"
@@ -157,9 +224,12 @@ void cs_open_tcp_ffi(lua_State *L, const char *mt, const char *state_mt)
     lua_getfield(L, -3, "send");
     luaL_getmetatable(L, state_mt);
     lua_pushlightuserdata(L, (void *)(uintptr_t)ffi_line);
-    lua_pushlightuserdata(L, (void *)(uintptr_t)ffi_line_done);
+    lua_pushlightuserdata(L, (void *)(uintptr_t)ffi_bytes);
+    lua_pushlightuserdata(L, (void *)(uintptr_t)ffi_done);
     lua_pushlightuserdata(L, (void *)(uintptr_t)ffi_send);
-    lua_call(L, 6, 2);
+    lua_pushcfunction(L, ffi_wait_read);
+    lua_pushinteger(L, FFI_WAIT);
+    lua_call(L, 9, 2);
     lua_setfield(L, -3, "send");
     lua_setfield(L, -2, "receive");
     lua_pop(L, 2);
