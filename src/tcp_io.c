@@ -271,8 +271,11 @@ static int read_progress(cs_tcp *t)
             t->rd_status = TCP_RD_OK;
             return 1;
         }
-        if (b->data == NULL && cs_scan_step(&t->scan, "", 0)) {
-            t->rd_status = TCP_RD_OK; /* until: a held prefix was enough */
+        /* no bytes: only receiveuntil may be done (a held prefix was
+         * enough); the other patterns need bytes */
+        if (b->data == NULL && t->scan.kind == CS_PAT_UNTIL &&
+            cs_scan_step(&t->scan, "", 0)) {
+            t->rd_status = TCP_RD_OK;
             return 1;
         }
         if (t->eof) {
