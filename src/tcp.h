@@ -94,7 +94,7 @@ void cs_tcp_connect_go(cs_tcp *t);
 /* tcp_io.c */
 int cs_tcp_send(lua_State *L);
 int cs_tcp_receive(lua_State *L);
-int cs_tcp_receive_wait(lua_State *L, cs_tcp *t, size_t size);
+int cs_tcp_receive_wait(lua_State *L, cs_tcp *t, int kind, size_t n);
 int cs_tcp_receiveany(lua_State *L);
 int cs_tcp_receiveuntil(lua_State *L);
 void cs_tcp_io_init(cs_tcp *t);

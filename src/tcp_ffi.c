@@ -76,6 +76,22 @@ static int ffi_bytes(void *state, size_t size, const char **at)
     return (int)size;
 }
 
+/* receiveany(max) with bytes buffered: up to max of them at *at, their
+ * count returned; else FFI_WAIT or FFI_C as ffi_line.  max: 1 to INT_MAX
+ * (the Lua side). */
+static int ffi_any(void *state, size_t max, const char **at)
+{
+    cs_tcp *t = state;
+    size_t len;
+
+    if (!ffi_readable(t))
+        return FFI_C;
+    if (t->buf.data == NULL || (len = cs_buffer_len(&t->buf)) == 0)
+        return FFI_WAIT;
+    *at = cs_buffer_peek(&t->buf);
+    return (int)(len < max ? len : max);
+}
+
 /* The bytes were copied: they are consumed, a read call as any other. */
 static void ffi_done(void *state, size_t skip)
 {
@@ -85,14 +101,18 @@ static void ffi_done(void *state, size_t skip)
     cs_buffer_consume(&t->buf, t->s->buffers, skip);
 }
 
-/* wait_read(self, state, size): receive(self) or receive(self, size) on a
- * socket ffi_line or ffi_bytes found free to read (size nil: a line). */
+/* wait_read(self, state, n, any): receive(self), receive(self, n) or
+ * (any true) receiveany(self, n) on a socket ffi_line, ffi_bytes or
+ * ffi_any found free to read (n nil: a line). */
 static int ffi_wait_read(lua_State *L)
 {
     cs_tcp *t = lua_touserdata(L, 2);
-    size_t size = lua_isnil(L, 3) ? 0 : (size_t)lua_tonumber(L, 3);
+    size_t n = lua_isnil(L, 3) ? 0 : (size_t)lua_tonumber(L, 3);
+    int kind = n == 0                ? CS_PAT_LINE
+               : lua_toboolean(L, 4) ? CS_PAT_ANY
+                                     : CS_PAT_SIZE;
 
-    return cs_tcp_receive_wait(L, t, size);
+    return cs_tcp_receive_wait(L, t, kind, n);
 }
 
 /* Sends what the kernel takes of p at once: the count (0: nothing, the C
@@ -119,10 +139,10 @@ static int ffi_send(void *state, const char *p, size_t len)
 }
 
 static const char fast_methods[] =
-    "local receive, send, state_mt, line_fn, bytes_fn, done_fn, send_fn, "
-    "wait_read, WAIT = ...\n"
+    "local receive, receiveany, send, state_mt, line_fn, bytes_fn, any_fn, "
+    "done_fn, send_fn, wait_read, WAIT = ...\n"
     "local ok, ffi = pcall(require, 'ffi')\n"
-    "if not ok then return receive, send end\n"
+    "if not ok then return receive, receiveany, send end\n"
     "local cast, ffi_string, sub = ffi.cast, ffi.string, string.sub\n"
     "local getmetatable, rawget, type, select = getmetatable, rawget, "
     "type, select\n"
@@ -130,6 +150,7 @@ static const char fast_methods[] =
     "line_fn)\n"
     "local bytes = cast('int (*)(void *, size_t, const char **)', "
     "bytes_fn)\n"
+    "local any = cast('int (*)(void *, size_t, const char **)', any_fn)\n"
     "local done = cast('void (*)(void *, size_t)', done_fn)\n"
     "local fsend = cast('int (*)(void *, const char *, size_t)', "
     "send_fn)\n"
@@ -143,8 +164,8 @@ static const char fast_methods[] =
      * the while.  A function of its own, tail-called: a thread blocked in
      * it has a small frame more on its stack, not line_receive's (which
      * made LuaJIT grow each waiting coroutine's stack, some 800 bytes) */
-    "local function wait(self, state, size)\n"
-    "  return select(1, wait_read(self, state, size))\n"
+    "local function wait(self, state, n, any)\n"
+    "  return select(1, wait_read(self, state, n, any))\n"
     "end\n"
     /* fixed parameters where the FFI is called: a vararg frame there
      * would grow the stack as well; the vararg entry only counts and
@@ -161,7 +182,7 @@ static const char fast_methods[] =
     "          done(state, skip[0])\n"
     "          return s\n"
     "        end\n"
-    "        if n == WAIT then return wait(self, state, nil) end\n"
+    "        if n == WAIT then return wait(self, state, nil, false) end\n"
     "      elseif type(pat) == 'number' and pat >= 1 and "
     "pat <= 2147483647 then\n"
     "        local n = bytes(state, pat, at)\n"
@@ -170,7 +191,7 @@ static const char fast_methods[] =
     "          done(state, n)\n"
     "          return s\n"
     "        end\n"
-    "        if n == WAIT then return wait(self, state, pat) end\n"
+    "        if n == WAIT then return wait(self, state, pat, false) end\n"
     "      end\n"
     "    end\n"
     "  end\n"
@@ -181,6 +202,26 @@ static const char fast_methods[] =
     "  local np = select('#', ...)\n"
     "  if np == 1 or np == 2 then return line_receive(np, ...) end\n"
     "  return receive(...)\n"
+    "end\n"
+    "local function any_receive(self, max)\n"
+    "  if type(self) == 'table' and type(max) == 'number' and max >= 1 and "
+    "max <= 2147483647 then\n"
+    "    local state = rawget(self, 1)\n"
+    "    if getmetatable(state) == state_mt then\n"
+    "      local n = any(state, max, at)\n"
+    "      if n > 0 then\n"
+    "        local s = ffi_string(at[0], n)\n"
+    "        done(state, n)\n"
+    "        return s\n"
+    "      end\n"
+    "      if n == WAIT then return wait(self, state, max, true) end\n"
+    "    end\n"
+    "  end\n"
+    "  return receiveany(self, max)\n"
+    "end\n"
+    "local function fast_receiveany(...)\n"
+    "  if select('#', ...) == 2 then return any_receive(...) end\n"
+    "  return receiveany(...)\n"
     "end\n"
     "local function string_send(self, data)\n"
     /* small strings: a big one the kernel cannot take at once would be
@@ -205,7 +246,7 @@ static const char fast_methods[] =
     "  if select('#', ...) == 2 then return string_send(...) end\n"
     "  return send(...)\n"
     "end\n"
-    "return fast_receive, fast_send\n";
+    "return fast_receive, fast_receiveany, fast_send\n";
 
 void cs_open_tcp_ffi(lua_State *L, const char *mt, const char *state_mt)
 {
@@ -221,16 +262,19 @@ void cs_open_tcp_ffi(lua_State *L, const char *mt, const char *state_mt)
                         "=cosocket.fast") != LUA_OK)
         lua_error(L);
     lua_getfield(L, -2, "receive");
-    lua_getfield(L, -3, "send");
+    lua_getfield(L, -3, "receiveany");
+    lua_getfield(L, -4, "send");
     luaL_getmetatable(L, state_mt);
     lua_pushlightuserdata(L, (void *)(uintptr_t)ffi_line);
     lua_pushlightuserdata(L, (void *)(uintptr_t)ffi_bytes);
+    lua_pushlightuserdata(L, (void *)(uintptr_t)ffi_any);
     lua_pushlightuserdata(L, (void *)(uintptr_t)ffi_done);
     lua_pushlightuserdata(L, (void *)(uintptr_t)ffi_send);
     lua_pushcfunction(L, ffi_wait_read);
     lua_pushinteger(L, FFI_WAIT);
-    lua_call(L, 9, 2);
-    lua_setfield(L, -3, "send");
+    lua_call(L, 11, 3);
+    lua_setfield(L, -4, "send");
+    lua_setfield(L, -3, "receiveany");
     lua_setfield(L, -2, "receive");
     lua_pop(L, 2);
 }

@@ -487,18 +487,16 @@ static int receive_size(lua_State *L, cs_tcp *t)
     return 1;
 }
 
-/* tcp_ffi.c's wait for a line (size 0) or for size bytes, on a socket its
- * FFI call found free to read: as receive() with those arguments. */
-int cs_tcp_receive_wait(lua_State *L, cs_tcp *t, size_t size)
+/* tcp_ffi.c's read of a line, of n bytes or of up to n bytes (kind
+ * CS_PAT_LINE, _SIZE or _ANY), on a socket its FFI call found free to
+ * read: as receive() or receiveany() with those arguments. */
+int cs_tcp_receive_wait(lua_State *L, cs_tcp *t, int kind, size_t n)
 {
     int refused;
 
     if ((refused = tcp_read_refused(L, t)) != 0)
         return refused;
-    if (size == 0)
-        cs_scan_init(&t->scan, CS_PAT_LINE, 0, NULL);
-    else
-        cs_scan_init(&t->scan, CS_PAT_SIZE, size, NULL);
+    cs_scan_init(&t->scan, kind, n, NULL);
     read_begin(t);
     return read_start(L, t);
 }
