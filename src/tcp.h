@@ -100,7 +100,7 @@ int cs_tcp_receiveuntil(lua_State *L);
 void cs_tcp_io_init(cs_tcp *t);
 void cs_open_tcp_io(lua_State *L, int mod);
 
-/* tcp_ffi.c: LuaJIT's fast receive("*l") and send, over the C methods */
+/* tcp_ffi.c: LuaJIT's fast receive, receiveany and send, over the C methods */
 void cs_open_tcp_ffi(lua_State *L, const char *mt, const char *state_mt);
 
 #endif

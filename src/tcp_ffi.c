@@ -1,17 +1,17 @@
-/* LuaJIT's fast paths for receive("*l"), receive(size) and send(string):
- * a line or the bytes already in the buffer are taken, and a string the
- * kernel takes at once is sent, through FFI calls instead of the Lua C API
- * (some 900 instructions a call), which is where a line-reading loop or a
- * request loop spends its user time.  When the bytes are not buffered yet
- * on a socket free to read, wait_read, a C function that skips receive's
- * argument checks (done here), starts the read and waits.  Anything else
- * (a CR inside the line, a full send buffer, a string over 64 KiB, a busy
- * or closed socket, TLS sends, other arguments) tail-calls the C method, so
- * results and error messages are those of the C method: a tail call leaves
- * the caller's frame for luaL_argerror to name ("receive").  The non-tail
- * calls, wait_read and the C send of what the kernel left of a string,
- * cannot raise an argument error.  PUC Lua keeps the C methods as they
- * are. */
+/* LuaJIT's fast paths for receive("*l"), receive(size), receiveany(max)
+ * and send(string): a line or bytes already in the buffer are taken, and a
+ * string the kernel takes at once is sent, through FFI calls instead of the
+ * Lua C API (some 900 instructions a call), which is where a line-reading
+ * loop or a request loop spends its user time.  When the bytes are not
+ * buffered yet on a socket free to read, wait_read, a C function that
+ * skips the argument checks (done here), starts the read and waits.
+ * Anything else (a CR inside the line, a full send buffer, a string over
+ * 64 KiB, a busy or closed socket, TLS sends, other arguments) tail-calls
+ * the C method, so results and error messages are those of the C method: a
+ * tail call leaves the caller's frame for luaL_argerror to name
+ * ("receive").  The non-tail calls, wait_read and the C send of what the
+ * kernel left of a string, cannot raise an argument error.  PUC Lua keeps
+ * the C methods as they are. */
 #include <errno.h>
 #include <limits.h>
 #include <stdint.h>
