@@ -53,10 +53,10 @@ struct cs_op {
     cs_cancel_fn on_cancel;  /* kill or close: undo what arming did */
     cs_cancel_fn on_timeout; /* before completing with "timeout" */
     void *self;              /* the object the operation belongs to */
-    void *aux;       /* operation-specific (the thread that ended, ...) */
-    const char *err; /* outcome recorded by callbacks, NULL for success */
-    double timeout;  /* seconds; <= 0 means no timer */
-    double deadline; /* ev_now when the armed timeout falls due */
+    void *aux;           /* operation-specific (the thread that ended, ...) */
+    const char *err;     /* outcome recorded by callbacks, NULL for success */
+    double timeout;      /* seconds; <= 0 means no timer */
+    double timeout_rest; /* seconds it runs on after its timer fires */
     int fd, events;
     unsigned char kind;            /* CS_OP_* */
     unsigned char pending;         /* armed and not yet delivered: busy rules */
@@ -211,9 +211,9 @@ void cs_op_init(cs_op *op, cs_sched *s, void *self, cs_results_fn results);
 int cs_wait(lua_State *L, cs_op *op); /* may raise; returns at once */
 void cs_op_done(cs_op *op);           /* C only, from callbacks */
 void cs_op_cancel(cs_op *op);         /* C only */
-/* An op record for an object that needs one only while it waits (a
- * socket's connect, handshake or send), so that idle objects do not carry
- * it: from the scheduler's free list, else calloc. NULL: no memory. */
+/* An op record for an object that does not carry one inline (a socket's
+ * connect, handshake or send, lent while it runs; a light thread's own):
+ * from the scheduler's free list, else calloc. NULL: no memory. */
 cs_op *cs_op_take(cs_sched *s);
 /* Gives back a record of cs_op_take that nothing waits on any more. */
 void cs_op_give(cs_sched *s, cs_op *op);

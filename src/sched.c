@@ -232,7 +232,7 @@ static void op_on_io(EV_P_ ev_io *w, int revents)
 static void op_on_timeout(EV_P_ ev_timer *w, int revents)
 {
     cs_op *op = cs_container_of(w, cs_op, timer);
-    double left = op->deadline - ev_now(loop);
+    double left = op->timeout_rest;
 
     (void)revents;
     if (op->timer_lingering) { /* nobody waits: it just stops */
@@ -241,7 +241,8 @@ static void op_on_timeout(EV_P_ ev_timer *w, int revents)
         ev_timer_stop(loop, w);
         return;
     }
-    if (left > 1e-6) { /* set for an earlier wait: the rest of this one */
+    if (left > 0) { /* set for an earlier wait: the rest of this one */
+        op->timeout_rest = 0;
         w->repeat = left;
         ev_timer_again(loop, w);
         return;
@@ -260,12 +261,18 @@ static void op_timer_start(cs_op *op, double seconds)
 {
     struct ev_loop *loop = op->s->loop;
 
-    op->deadline = ev_now(loop) + seconds;
+    op->timeout_rest = 0;
     if (op->timer_lingering) { /* started: early enough, or restarted */
+        double remaining = ev_timer_remaining(loop, &op->timer);
+
         op->timer_lingering = 0;
         ev_ref(loop);
-        if (ev_timer_remaining(loop, &op->timer) <= seconds)
-            return; /* fires first at its old time: op_on_timeout sees */
+        if (remaining <= seconds) {
+            /* it fires first at its old time; op_on_timeout then runs it
+             * on for the rest (durations only: no wall clock involved) */
+            op->timeout_rest = seconds - remaining;
+            return;
+        }
         op->timer.repeat = seconds;
         ev_timer_again(loop, &op->timer);
         return;
