@@ -88,8 +88,7 @@ void cs_tcp_close_fd(cs_tcp *t)
     t->pending = NULL;
     free(t->key); /* only setkeepalive of this connection needed it */
     t->key = NULL;
-    if (t->tls != NULL)
-        cs_tls_free(t->tls, t->tls_io);
+    cs_tls_free(t->tls, t->tls_io); /* either may be NULL (a failed setup) */
     t->tls = NULL;
     t->tls_io = NULL;
     t->tls_dead = 0;
@@ -520,9 +519,10 @@ static void tcp_pool_options(lua_State *L, int idx, int *size, int *backlog)
                                       luaL_typename(L, -1)));
 }
 
-/* Keeps the pool key of this connection (SPEC.md 2.1 step 6). */
-/* The pool name a later setkeepalive needs when there is no pool yet to
- * hold it (an existing one outlives the connection: it counts it). */
+/* Keeps the pool name of this connection (SPEC.md 2.1 step 6) for a later
+ * setkeepalive, only when there is no pool yet to hold it (an existing one
+ * outlives the connection: it counts it).  A connect follows a close,
+ * which freed any earlier name. */
 static int tcp_set_key(cs_tcp *t, cs_pool *pool, const char *key, size_t klen)
 {
     char *k;
@@ -532,8 +532,6 @@ static int tcp_set_key(cs_tcp *t, cs_pool *pool, const char *key, size_t klen)
         t->key = NULL;
         return 1;
     }
-    if (t->key != NULL && t->klen == klen && memcmp(t->key, key, klen) == 0)
-        return 1; /* the same pool again: no allocation per connect */
     k = malloc(klen + 1);
 
     if (k == NULL)

@@ -439,6 +439,7 @@ static int tls_handshake_lua(lua_State *L)
         tls_configure(t->tls, cfg) != 0) {
         if (cfg != st->cfg[mode])
             tls_config_free(cfg);
+        cs_tcp_close_fd(t); /* no half-made TLS left to look handshaked */
         return cs_fail(L, "failed to create ssl connection");
     }
     if (cfg != st->cfg[mode])
@@ -450,8 +451,10 @@ static int tls_handshake_lua(lua_State *L)
         return cs_fail(L, "failed to create ssl connection");
     }
     op = cs_tcp_wr(t);
-    if (op == NULL)
+    if (op == NULL) {
+        cs_tcp_close_fd(t); /* as above: t->tls would pass for handshaked */
         return cs_fail(L, "no memory");
+    }
     cs_op_init(op, t->s, t, handshake_results);
     t->wr_connecting = 1;
     op->on_cancel = t->rd.on_cancel;
