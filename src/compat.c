@@ -96,7 +96,8 @@ int cs_shows_as_integer(lua_State *L, int idx)
 #else
     {
         lua_Number v = lua_tonumber(L, idx); /* "%.14g": all digits < 1e14 */
-        return v == (lua_Number)(long long)v && v > -1e14 && v < 1e14;
+        /* the range first: casting NaN or a huge v is undefined */
+        return v > -1e14 && v < 1e14 && v == (lua_Number)(long long)v;
     }
 #endif
 }

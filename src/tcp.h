@@ -49,7 +49,7 @@ typedef struct cs_tcp {
     struct cs_pool *pool;  /* the pool its connection counts against */
     unsigned char counted; /* counted in pool->count */
     unsigned char queued;  /* its connect waits in the pool's backlog */
-    char *key;             /* pool key of the current connection */
+    char *key;             /* pool key, while no pool counts the connection */
     size_t klen;
     /* TLS (tls.c): the context and its callbacks' record, once handshaked */
     struct tls *tls;
@@ -73,6 +73,13 @@ static inline int cs_tcp_connecting(const cs_tcp *t)
 static inline int cs_tcp_writing(const cs_tcp *t)
 {
     return t->wr != NULL && t->wr->pending && !t->wr_connecting;
+}
+
+/* may a read start now?  (tcp_io.c's tcp_read_refused says why not) */
+static inline int cs_tcp_can_read(const cs_tcp *t)
+{
+    return t->fd >= 0 && !t->read_closed && !t->rd.pending &&
+           !cs_tcp_connecting(t);
 }
 
 cs_tcp *cs_tcp_self(lua_State *L); /* may raise; NULL: never connected */

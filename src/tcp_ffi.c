@@ -25,13 +25,6 @@
 #define FFI_C    (-1) /* the C method must do it */
 #define FFI_WAIT (-2) /* not buffered yet: wait_read may wait for them */
 
-/* May t start a read now (what tcp_read_refused lets through)? */
-static int ffi_readable(const cs_tcp *t)
-{
-    return t->fd >= 0 && !t->read_closed && !t->rd.pending &&
-           !cs_tcp_connecting(t);
-}
-
 /* The next buffered line of t: its bytes at *line, its length returned
  * (the "\r" of a "\r\n" left out), *skip the bytes it takes with its end.
  * FFI_WAIT: no whole line yet, wait_read may wait for one; FFI_C: the C
@@ -42,7 +35,7 @@ static int ffi_line(void *state, const char **line, size_t *skip)
     const char *p, *nl;
     size_t n;
 
-    if (!ffi_readable(t))
+    if (!cs_tcp_can_read(t))
         return FFI_C;
     if (t->buf.data == NULL)
         return FFI_WAIT;
@@ -68,7 +61,7 @@ static int ffi_bytes(void *state, size_t size, const char **at)
 {
     cs_tcp *t = state;
 
-    if (!ffi_readable(t))
+    if (!cs_tcp_can_read(t))
         return FFI_C;
     if (t->buf.data == NULL || cs_buffer_len(&t->buf) < size)
         return FFI_WAIT;
@@ -84,7 +77,7 @@ static int ffi_any(void *state, size_t max, const char **at)
     cs_tcp *t = state;
     size_t len;
 
-    if (!ffi_readable(t))
+    if (!cs_tcp_can_read(t))
         return FFI_C;
     if (t->buf.data == NULL || (len = cs_buffer_len(&t->buf)) == 0)
         return FFI_WAIT;

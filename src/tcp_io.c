@@ -26,6 +26,8 @@
  * "socket busy ..."), which the caller returns. */
 static int tcp_read_refused(lua_State *L, cs_tcp *t)
 {
+    if (t != NULL && cs_tcp_can_read(t))
+        return 0;
     if (t == NULL || t->fd < 0 || t->read_closed)
         return cs_fail(L, "closed");
     if (cs_tcp_connecting(t))
@@ -154,10 +156,8 @@ static int send_wait(lua_State *L, cs_tcp *t)
 {
     cs_op *op = cs_tcp_wr(t);
 
-    if (op == NULL) {
-        t->wr_errno = ENOMEM;
-        return send_outcome(L, t, NULL);
-    }
+    if (op == NULL)
+        return send_outcome(L, t, "no memory"); /* the text of the others */
     cs_op_init(op, t->s, t, send_results);
     ev_init(&op->io, tcp_on_writable);
     op->on_cancel = t->rd.on_cancel;
