@@ -38,7 +38,7 @@ local socket = require "socket"
 local pack = helpers.pack
 local unpack = helpers.unpack
 
-local fd_count = helpers.least_fd_count
+local fd_count = helpers.fd_count
 
 -- descriptors once what is unreachable is collected
 local function fds()
@@ -121,7 +121,7 @@ local function accept(l) return helpers.accept(defer, l) end
 local peer_state = helpers.peer_state
 
 -- Connections the `script` fixture srv accepted so far, not counting the ones
--- this function made to ask (as pool_spec.lua)
+-- this function made to ask
 local accepted = helpers.accepted
 
 -- configure{} for this test only (a string setting that was unset comes back

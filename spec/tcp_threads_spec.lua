@@ -5,19 +5,24 @@
 local cs = require "cosocket"
 local helpers = require "helpers"
 
+-- cleanups of the current test, run after it even when it fails (busted
+-- keeps only the last function given to finally)
+local defer, run_cleanups = helpers.cleanups()
+after_each(run_cleanups)
+
 local pack = helpers.pack
 local unpack = helpers.unpack
 
-local fd_count = helpers.least_fd_count
+local fd_count = helpers.fd_count
 
 -- a socket connected to a new fixture of `mode` (and the script sent)
-local function connected(mode, ...) return helpers.connected(finally, mode, ...) end
+local function connected(mode, ...) return helpers.connected(defer, mode, ...) end
 
 -- a LuaSocket listener: its accepted connections show what the peer sees
-local function listener() return helpers.listener(finally) end
+local function listener() return helpers.listener(defer) end
 
 -- the next accepted connection of l, closed at the end of the test
-local function accept(l) return helpers.accept(finally, l) end
+local function accept(l) return helpers.accept(defer, l) end
 
 -- "eof" when the peer closed the connection, else what the read gave (1 s)
 local function peer_state(conn)
@@ -73,7 +78,7 @@ describe("tcp cosockets and light threads", function()
 
     it("refuse everything else while a thread connects", function()
       local full = helpers.start_fixture("full")
-      finally(function() full:stop() end)
+      defer(function() full:stop() end)
       local sock = cs.tcp()
       sock:settimeout(150)
       local connector = cs.spawn(function() return sock:connect(full.host, full.port) end)
@@ -90,7 +95,7 @@ describe("tcp cosockets and light threads", function()
 
     it("let one reader and one writer work at once", function()
       local srv = helpers.start_fixture("echo")
-      finally(function() srv:stop() end)
+      defer(function() srv:stop() end)
       local n = helpers.scale(200, 10)
       local got = {}
       cs.run(function()
@@ -139,9 +144,9 @@ describe("tcp cosockets and light threads", function()
 
     it("in connect closes it, and the object can connect again", function()
       local full = helpers.start_fixture("full")
-      finally(function() full:stop() end)
+      defer(function() full:stop() end)
       local echo = helpers.start_fixture("echo")
-      finally(function() echo:stop() end)
+      defer(function() echo:stop() end)
       local sock = cs.tcp()
       sock:settimeout(5000)
       local connector = cs.spawn(function() return sock:connect(full.host, full.port) end)
@@ -200,7 +205,7 @@ describe("tcp cosockets and light threads", function()
 
     it("a run() socket works from a timer while the handler lives", function()
       local srv = helpers.start_fixture("echo")
-      finally(function() srv:stop() end)
+      defer(function() srv:stop() end)
       local got = cs.run(function()
         local sock = cs.tcp()
         sock:settimeout(2000)
@@ -288,7 +293,7 @@ describe("tcp cosockets and light threads", function()
 
     it("is a plain table that takes user fields", function()
       local srv = helpers.start_fixture("echo")
-      finally(function() srv:stop() end)
+      defer(function() srv:stop() end)
       local sock = cs.tcp()
       assert.equal("table", type(sock))
       sock.foo = 1
@@ -309,7 +314,7 @@ describe("tcp cosockets and light threads", function()
   describe("coroutines", function()
     it("a user coroutine inside a light thread does socket calls", function()
       local srv = helpers.start_fixture("echo")
-      finally(function() srv:stop() end)
+      defer(function() srv:stop() end)
       local results = cs.run(function()
         local sock = cs.tcp()
         sock:settimeout(2000)
@@ -363,7 +368,7 @@ describe("tcp cosockets and light threads", function()
 
     it("main and a light thread use their own sockets at once", function()
       local srv = helpers.start_fixture("script")
-      finally(function() srv:stop() end)
+      defer(function() srv:stop() end)
       local a, b = cs.tcp(), cs.tcp()
       a:settimeout(2000)
       b:settimeout(2000)
@@ -387,7 +392,7 @@ describe("tcp cosockets and light threads", function()
 
   it("1000 light threads each make 100 round trips on their own connection", function()
     local srv = helpers.start_fixture("echo")
-    finally(function() srv:stop() end)
+    defer(function() srv:stop() end)
     local nthreads, rounds = helpers.scale(1000, 10), helpers.scale(100, 5)
     local ok, bad = 0, {}
     cs.run(function()

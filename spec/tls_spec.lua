@@ -16,7 +16,7 @@ local socket = require "socket"
 local pack = helpers.pack
 local unpack = helpers.unpack
 
-local fd_count = helpers.least_fd_count
+local fd_count = helpers.fd_count
 
 local clock = helpers.clock
 

@@ -8,16 +8,21 @@ local cs = require "cosocket"
 local helpers = require "helpers"
 local socket = require "socket"
 
+-- cleanups of the current test, run after it even when it fails (busted
+-- keeps only the last function given to finally)
+local defer, run_cleanups = helpers.cleanups()
+after_each(run_cleanups)
+
 local pack = helpers.pack
 
 local clock = helpers.clock
 
-local fd_count = helpers.least_fd_count
+local fd_count = helpers.fd_count
 
 -- a udpecho fixture (opts as helpers.start_fixture), stopped after the test
 local function udpecho(opts)
   local srv = helpers.start_fixture("udpecho", opts)
-  finally(function() srv:stop() end)
+  defer(function() srv:stop() end)
   return srv
 end
 
@@ -36,7 +41,7 @@ local function peer()
   local p = assert(socket.udp())
   assert(p:setsockname("127.0.0.1", 0))
   p:settimeout(2)
-  finally(function() p:close() end)
+  defer(function() p:close() end)
   local _, port = p:getsockname()
   return p, tonumber(port)
 end
@@ -203,7 +208,7 @@ describe("cosocket.udp", function()
         pack(u:setpeername("unix:")))
       -- a stream socket's path
       local stream = helpers.start_fixture("echo", { unix = true })
-      finally(function() stream:stop() end)
+      defer(function() stream:stop() end)
       assert.same({ n = 2, nil, "protocol wrong type for socket" },
         pack(u:setpeername("unix:" .. stream.path)))
     end)
@@ -258,7 +263,7 @@ describe("cosocket.udp", function()
   describe("setpeername with a name", function()
     local function child(body)
       local dns = helpers.start_fixture("dns")
-      finally(function() dns:stop() end)
+      defer(function() dns:stop() end)
       local echo = udpecho()
       local code = string.format([[
 local cs = require "cosocket"
@@ -861,7 +866,7 @@ show(now() - t0 < 0.12)
 
     it("gets 127.0.0.1 for v4.test and NXDOMAIN for nx.test from the dns fixture", function()
       local dns = helpers.start_fixture("dns")
-      finally(function() dns:stop() end)
+      defer(function() dns:stop() end)
       assert.same({ 0, { "127.0.0.1" } }, { query_a(dns.host, dns.port, "v4.test", 4660) })
       assert.same({ 3, {} }, { query_a(dns.host, dns.port, "nx.test", 4661) })
       -- and from light threads at once

@@ -591,8 +591,10 @@ end
 --
 -- The ones that register a cleanup take the function to register it with as
 -- their first argument: busted's `finally` (a field of each test's
--- environment, not a global: the caller passes its own) or a file's `defer`
--- (helpers.cleanups).  `assert` here is luassert's, as in the spec files.
+-- environment, not a global: the caller passes its own), safe only as the
+-- test's one registration since this busted keeps the last function given
+-- to it, or a file's `defer` (helpers.cleanups), which keeps them all.
+-- `assert` here is luassert's, as in the spec files.
 local assert = (function()
   local ok, luassert = pcall(require, "luassert")
   return ok and luassert or assert
@@ -608,15 +610,6 @@ function helpers.clock()
   local cs = require "cosocket"
   cs.update_time()
   return cs.now()
-end
-
--- helpers.fd_count lists /proc from a child: when the child runs before popen
--- has closed the write end of its pipe, both ends are counted.  The least of
--- three counts is the true one.
-function helpers.least_fd_count()
-  local n = helpers.fd_count()
-  for _ = 1, 2 do n = math.min(n, helpers.fd_count()) end
-  return n
 end
 
 -- Cleanups run by after_each even when the test fails (this busted keeps

@@ -48,12 +48,12 @@ unique_subject = no
 commonName = supplied
 EOF
 export OPENSSL_CONF="$PWD/openssl.cnf"
-key() { openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out "$1.key" 2>/dev/null; }
+key() { openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out "$1.key"; }
 csr() { key "$1"; openssl req -new -key "$1.key" -subj "$2" -out "$1.csr"; }
 # sign NAME ISSUER SECTION SERIAL
 sign() {
   openssl x509 -req -in "$1.csr" -CA "$2.pem" -CAkey "$2.key" -set_serial "$4" \
-    -days 3650 -extfile openssl.cnf -extensions "$3" -out "$1.pem" 2>/dev/null
+    -days 3650 -extfile openssl.cnf -extensions "$3" -out "$1.pem"
 }
 key ca
 openssl req -x509 -new -key ca.key -subj "/CN=cosocket test CA" -days 3650 \
@@ -72,9 +72,9 @@ openssl req -x509 -new -key self.key -subj /CN=localhost -days 3650 \
 csr expired /CN=localhost
 openssl ca -batch -notext -cert ca.pem -keyfile ca.key -in expired.csr -out expired.pem \
   -extensions localhost -extfile openssl.cnf \
-  -startdate 20200101000000Z -enddate 20200201000000Z 2>/dev/null
+  -startdate 20200101000000Z -enddate 20200201000000Z
 csr notyet /CN=localhost
 openssl ca -batch -notext -cert ca.pem -keyfile ca.key -in notyet.csr -out notyet.pem \
   -extensions localhost -extfile openssl.cnf \
-  -startdate 20990101000000Z -enddate 21000101000000Z 2>/dev/null
+  -startdate 20990101000000Z -enddate 21000101000000Z
 echo made
