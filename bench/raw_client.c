@@ -25,11 +25,13 @@
  * Connects to 127.0.0.1:PORT. Prints one line on stdout:
  *     RESULT ops=<n> cpu=<s> wall=<s> [rss_per_conn=<bytes>]
  * cpu is the process's user+sys time (CLOCK_PROCESS_CPUTIME_ID) over the
- * timed section only (connections are made before it, but in churn, idle).
+ * timed section only (connections are made before it, but in churn,
+ * tls-churn and idle).
  */
 #define _GNU_SOURCE /* memmem */
 #include <arpa/inet.h>
 #include <errno.h>
+#include <limits.h>
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <openssl/err.h>
@@ -64,6 +66,36 @@ static void die(const char *what)
 {
     perror(what);
     exit(1);
+}
+
+/* epoll_wait that dies when nothing happens for WAIT_MS: a stalled
+ * server ends the run with a message instead of hanging it */
+#define WAIT_MS 10000
+static int wait_events(int max)
+{
+    int n;
+
+    do
+        n = epoll_wait(epfd, evs, max, WAIT_MS);
+    while (n < 0 && errno == EINTR);
+    if (n < 0)
+        die("epoll_wait");
+    if (n == 0) {
+        fprintf(stderr, "raw_client: no event in %d ms\n", WAIT_MS);
+        exit(1);
+    }
+    return n;
+}
+
+/* A connect that epoll reported failed: dies with its own error. */
+static void die_connect(int fd)
+{
+    int err = 0;
+    socklen_t len = sizeof(err);
+
+    if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) == 0 && err != 0)
+        errno = err;
+    die("connect");
 }
 
 static double clock_s(clockid_t id)
@@ -147,6 +179,10 @@ static int reply_done(conn *c, int line)
         return c->have > 0 && p[c->have - 1] == '\n';
     if (c->have < 3)
         return 0;
+    if (p[0] == '-' || (p[0] == '$' && p[1] == '-')) { /* error, nil */
+        fprintf(stderr, "raw_client: unexpected reply %.*s", (int)c->have, p);
+        exit(1);
+    }
     if (p[0] == '$') {
         const char *crlf = memchr(p, '\n', c->have);
         if (crlf == NULL)
@@ -154,8 +190,6 @@ static int reply_done(conn *c, int line)
         c->need = (size_t)(crlf + 1 - p) + (size_t)atol(p + 1) + 2;
         return c->have >= c->need;
     }
-    if (p[0] == '-')
-        fprintf(stderr, "raw_client: error reply %.*s", (int)c->have, p);
     return p[c->have - 1] == '\n';
 }
 
@@ -211,10 +245,8 @@ static long drive(long target, int (*step)(conn *c, unsigned events),
     long done = 0;
 
     while (done < target) {
-        int i, n = epoll_wait(epfd, evs, 1024, -1);
+        int i, n = wait_events(1024);
 
-        if (n < 0 && errno != EINTR)
-            die("epoll_wait");
         for (i = 0; i < n; i++) {
             conn *c = evs[i].data.ptr;
             if (!step(c, evs[i].events))
@@ -299,10 +331,8 @@ static void churn_start(conn *c)
 /* churn: connect, send once writable, read the reply, close */
 static int churn_step(conn *c, unsigned events)
 {
-    if (events & (EPOLLERR | EPOLLHUP) && c->state == 0) {
-        errno = ECONNREFUSED;
-        die("connect");
-    }
+    if (events & (EPOLLERR | EPOLLHUP) && c->state == 0)
+        die_connect(c->fd);
     if (c->state == 0) {
         if (!(events & EPOLLOUT))
             return 0;
@@ -315,16 +345,17 @@ static int churn_step(conn *c, unsigned events)
     return 1;
 }
 
-/* connections made in the timed section, churn_start's way */
+/* nconn connections made in the timed section, churn_start's way, each to
+ * do per connects (epoll's data holds them) */
 static void churn_conns(int nconn, long per)
 {
-    conn **cs = conns_new(nconn);
     int i;
 
     for (i = 0; i < nconn; i++) {
-        cs[i] = conn_new(-1);
-        cs[i]->left = per;
-        churn_start(cs[i]); /* edge-triggered, both ways */
+        conn *c = conn_new(-1);
+
+        c->left = per;
+        churn_start(c);
     }
 }
 
@@ -359,10 +390,8 @@ static void run_idle(int nconn)
     if (recv(ctl, ok, sizeof(ok), 0) <= 0)
         die("recv BCAST");
     while (done < nconn) {
-        int n = epoll_wait(epfd, evs, 1024, -1);
+        int n = wait_events(1024);
 
-        if (n < 0 && errno != EINTR)
-            die("epoll_wait");
         for (i = 0; i < n; i++) {
             conn *c = evs[i].data.ptr;
             if (!read_reply(c, 1))
@@ -399,8 +428,7 @@ static void run_stream(int parts, long long total, long len)
         if (n < 0 && errno == EINTR)
             continue;
         if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
-            if (epoll_wait(epfd, evs, 1, -1) < 0 && errno != EINTR)
-                die("epoll_wait");
+            wait_events(1);
             continue;
         }
         if (n < 0)
@@ -550,10 +578,8 @@ static int tls_churn_step(conn *c, unsigned events)
     int r;
 
     if (c->state == 0) {
-        if (events & (EPOLLERR | EPOLLHUP)) {
-            errno = ECONNREFUSED;
-            die("connect");
-        }
+        if (events & (EPOLLERR | EPOLLHUP))
+            die_connect(c->fd);
         if (!(events & EPOLLOUT))
             return 0;
         c->ssl = tls_new(c->fd);
@@ -584,6 +610,19 @@ static void run_tls_churn(int nconn, long total, const char *ca)
     result(drive(per * nconn, tls_churn_step, churn_start), "");
 }
 
+/* A count argument: a whole number from 1 to max, else exits (usage). */
+static long count_arg(const char *s, long max)
+{
+    char *end;
+    long long v = strtoll(s, &end, 10);
+
+    if (end == s || *end != '\0' || v < 1 || v > max) {
+        fprintf(stderr, "raw_client: bad count %s\n", s);
+        exit(2);
+    }
+    return (long)v;
+}
+
 int main(int argc, char **argv)
 {
     if (argc < 4) {
@@ -600,19 +639,25 @@ int main(int argc, char **argv)
         die("epoll_create1");
     if (strcmp(argv[1], "rt") == 0 && argc == 6) {
         set_kind(argv[5]);
-        run_rt(atoi(argv[3]), atol(argv[4]), argv[5]);
+        run_rt((int)count_arg(argv[3], INT_MAX), count_arg(argv[4], LONG_MAX),
+               argv[5]);
     } else if (strcmp(argv[1], "churn") == 0 && argc == 5) {
-        run_churn(atoi(argv[3]), atol(argv[4]));
+        run_churn((int)count_arg(argv[3], INT_MAX),
+                  count_arg(argv[4], LONG_MAX));
     } else if (strcmp(argv[1], "idle") == 0 && argc == 4) {
-        run_idle(atoi(argv[3]));
+        run_idle((int)count_arg(argv[3], INT_MAX));
     } else if (strcmp(argv[1], "lines") == 0 && argc == 5) {
-        run_stream(0, atoll(argv[3]), atol(argv[4]));
+        run_stream(0, count_arg(argv[3], LONG_MAX),
+                   count_arg(argv[4], LONG_MAX));
     } else if (strcmp(argv[1], "parts") == 0 && argc == 5) {
-        run_stream(1, atoll(argv[3]), atol(argv[4]));
+        run_stream(1, count_arg(argv[3], LONG_MAX),
+                   count_arg(argv[4], LONG_MAX));
     } else if (strcmp(argv[1], "tls-rt") == 0 && argc == 6) {
-        run_tls_rt(atoi(argv[3]), atol(argv[4]), argv[5]);
+        run_tls_rt((int)count_arg(argv[3], INT_MAX),
+                   count_arg(argv[4], LONG_MAX), argv[5]);
     } else if (strcmp(argv[1], "tls-churn") == 0 && argc == 6) {
-        run_tls_churn(atoi(argv[3]), atol(argv[4]), argv[5]);
+        run_tls_churn((int)count_arg(argv[3], INT_MAX),
+                      count_arg(argv[4], LONG_MAX), argv[5]);
     } else {
         fprintf(stderr, "raw_client: bad arguments\n");
         return 2;

@@ -90,7 +90,7 @@ function W.churn(p)
 end
 
 function W.lines(p)
-  local expect = math.floor(p.total / p.len)
+  local expect = common.per(p.total, p.len)
   local count, left, done = 0, 1, nil
   copas.addthread(function()
     local s, skt = connect(p.host, p.port)

@@ -111,7 +111,7 @@ function W.idle(p)
 end
 
 local function stream(p, cmd, reader)
-  local expect = math.floor(p.total / p.len)
+  local expect = common.per(p.total, p.len)
   local count, done
   cq:wrap(function()
     local s = connect(p.host, p.port)

@@ -122,7 +122,7 @@ function W.idle(p)
 end
 
 local function stream(p, cmd, sep)
-  local expect = math.floor(p.total / p.len)
+  local expect = common.per(p.total, p.len)
   local count, done = 0, nil
   connect(p.host, p.port, function(h)
     done = common.timer(expect)

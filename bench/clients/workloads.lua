@@ -6,7 +6,9 @@
 --     W[p.w](p) --> {ops, cpu, wall[, rss_per_conn]}
 --
 -- ngx_workload.lua binds ngx's (the same file in nginx and on cosocket.ngx),
--- cosocket_native.lua cosocket's own, so every row runs the same steps.
+-- cosocket_native.lua cosocket's own, so those three rows (nginx,
+-- cosocket.ngx, cosocket native) run the same steps; the copas, cqueues, luv
+-- and raw C clients are their own code doing the same workloads.
 -- params: w = w1 | churn | pool | idle | lines | parts | tls_rt | tls_churn,
 -- port, and per workload kind (ping, get100, get16k), c (light threads), n
 -- (operations), total and len (stream bytes, record length). Raises on any
@@ -169,7 +171,7 @@ end
 
 local function stream(p, cmd)
   local sock = connect(p.host, p.port)
-  local expect = math.floor(p.total / p.len)
+  local expect = common.per(p.total, p.len)
   local done = common.timer(expect)
   check(sock:send(format("%s %d %d\n", cmd, p.total, p.len)))
   return sock, expect, done
