@@ -485,6 +485,146 @@ printf ' it']] })
     end)
   end)
 
+  -- libtls parses a CA file whole at every handshake; cosocket gives it a
+  -- private directory of hashed names made from the file once instead
+  -- (ca_dir.h), which must verify exactly as the file did
+  describe("a trusted CA file", function()
+    -- a file in certs.dir of the given PEM files' contents (or raw text)
+    local function ca_file(name, ...)
+      local parts = {}
+      for i, part in ipairs({ ... }) do
+        parts[i] = part:match("^/") and certs.pem(part) or part
+      end
+      local path = certs.dir .. "/" .. name
+      local f = assert(io.open(path, "wb"))
+      f:write(table.concat(parts))
+      f:close()
+      return path
+    end
+
+    local function openssl(args)
+      assert(os.execute("env -u LD_PRELOAD openssl " .. args .. " >/dev/null 2>&1"))
+    end
+
+    it("of several certificates: the one that signed is found anywhere in it", function()
+      local many = ca_file("many.pem", certs.client.cert, certs.wrong_host.cert,
+                           certs.expired.cert, certs.dir .. "/inter.pem", certs.ca)
+      assert.same({ n = 1, "userdata" }, (verify_against(certs.server, "localhost", many)))
+      -- the intermediate in the file completes a chain the server sends without it
+      assert.same({ n = 1, "userdata" },
+                  (verify_against(certs.chain_leaf_only, "localhost", many)))
+      -- a certificate of the file has the self-signed one's subject, not its key
+      assert.same({ n = 2, nil, "18: self-signed certificate" },
+                  (verify_against(certs.self_signed, "localhost", many)))
+      assert.same({ n = 2, nil, "10: certificate has expired" },
+                  (verify_against(certs.expired, "localhost", many)))
+    end)
+
+    it("with two CA certificates of one subject: the one whose key signed", function()
+      local twin = certs.dir .. "/twin.pem"
+      openssl("req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes " ..
+              "-keyout " .. certs.dir .. "/twin.key -subj '/CN=cosocket test CA' " ..
+              "-days 30 -out " .. twin)
+      assert.same({ n = 2, nil, "20: unable to get local issuer certificate" },
+                  (verify_against(certs.server, "localhost", twin)))
+      local both = ca_file("twin_first.pem", twin, certs.ca)
+      assert.same({ n = 1, "userdata" }, (verify_against(certs.server, "localhost", both)))
+    end)
+
+    it("keeps the trust settings of TRUSTED CERTIFICATE blocks", function()
+      local trusted, rejected = certs.dir .. "/trusted.pem", certs.dir .. "/rejected.pem"
+      openssl("x509 -in " .. certs.ca .. " -addtrust serverAuth -trustout -out " .. trusted)
+      openssl("x509 -in " .. certs.ca .. " -addreject serverAuth -trustout -out " .. rejected)
+      assert.matches("^%-%-%-%-%-BEGIN TRUSTED CERTIFICATE", certs.pem(trusted))
+      assert.same({ n = 1, "userdata" }, (verify_against(certs.server, "localhost", trusted)))
+      assert.same({ n = 2, nil, "28: certificate rejected" },
+                  (verify_against(certs.server, "localhost", rejected)))
+    end)
+
+    it("skips text around the blocks and blocks that are not certificates", function()
+      local f = ca_file("commented.pem", "# the test CA\n", certs.ca_key, certs.ca, "the end\n")
+      assert.same({ n = 1, "userdata" }, (verify_against(certs.server, "localhost", f)))
+    end)
+
+    it("that does not parse, holds no certificate or is missing: " ..
+       "'failed to create ssl connection'", function()
+      local files = {
+        ca_file("bad_block.pem", certs.ca,
+                "-----BEGIN CERTIFICATE-----\nbm90IGEgY2VydA==\n-----END CERTIFICATE-----\n"),
+        ca_file("empty.pem", ""),
+        ca_file("text.pem", "no certificate here\n"),
+        certs.dir .. "/missing.pem",
+      }
+      for _, f in ipairs(files) do
+        assert.same({ n = 2, nil, "failed to create ssl connection" },
+                    (verify_against(certs.server, "localhost", f)), f)
+      end
+    end)
+
+    -- runs a child with TMPDIR set that verifies against srv with the CA
+    -- file `ca`, lists its temporary directory ("<name> <mode> <files>")
+    -- and ends with `ending`; returns the listing and TMPDIR's entries after
+    local function child_dirs(srv, ca, tmpdir, ending)
+      local script = os.tmpname()
+      local f = assert(io.open(script, "wb"))
+      f:write(string.format([[
+local cs = require "cosocket"
+cs.configure { ssl_trusted_certificate = %q }
+local sock = cs.tcp()
+assert(sock:connect(%q, %d))
+assert(sock:sslhandshake(nil, "localhost", true))
+local p = io.popen("cd %s 2>/dev/null && for d in *; do " ..
+                   "echo $d $(stat -c %%a $d) $(ls $d | sort | tr '\n' ' '); done")
+io.write(p:read("*a"))
+p:close()
+%s
+]], ca, srv.host, srv.port, tmpdir, ending))
+      f:close()
+      local out, err = helpers.run_program({ "env", "TMPDIR=" .. tmpdir,
+                                             helpers.interpreter(), script }, 10)
+      os.remove(script)
+      local p = io.popen("ls -A " .. tmpdir .. " 2>/dev/null")
+      local after = p:read("*a")
+      p:close()
+      return out, err, after
+    end
+
+    it("is read once into a private directory of hashed names, removed when the " ..
+       "Lua state closes and at exit", function()
+      local srv = tls_server()
+      local many = ca_file("many2.pem", certs.expired.cert, certs.server.cert, certs.ca)
+      local tmpdir = certs.dir .. "/tmpdir"
+      assert(os.execute("mkdir -p " .. tmpdir))
+      for _, ending in ipairs({ "", "os.exit(0)" }) do
+        local out, err, after = child_dirs(srv, many, tmpdir, ending)
+        -- the expired and the server certificates share the subject CN=localhost
+        local name, mode, files = (out or ""):match("^(cosocket%-ca%-%w+) (%d+) (.-) ?\n$")
+        assert(name, "listing: " .. tostring(out) .. tostring(err))
+        assert.equal("700", mode)
+        -- one file per certificate: <8 hex digits of the subject hash>.<n>
+        local by_hash, count = {}, 0
+        for hash, n in files:gmatch("(%x+)%.(%d+)") do
+          assert.equal(8, #hash)
+          by_hash[hash] = (by_hash[hash] or "") .. n
+          count = count + 1
+        end
+        assert.equal(3, count, files)
+        local suffixes = {}
+        for _, ns in pairs(by_hash) do suffixes[#suffixes + 1] = ns end
+        table.sort(suffixes)
+        assert.same({ "0", "01" }, suffixes)
+        assert.equal("", after, ending)
+      end
+    end)
+
+    it("is used as it is when no directory can be made", function()
+      local srv = tls_server()
+      local out, err = child_dirs(srv, certs.ca, certs.dir .. "/no/such/dir", "")
+      assert.equal("", out, err)
+      assert.equal("", err)
+    end)
+  end)
+
   describe("failed handshakes", function()
     it("against a plain TCP echo peer: nil, 'handshake failed', socket closed", function()
       local srv = fixture("echo")

@@ -11,6 +11,7 @@
 #include <openssl/x509.h>
 
 #include "tls.h"
+#include "ca_dir.h"
 #include "compat.h"
 
 #define SESSION_MT "cosocket.tls.session"
@@ -32,6 +33,9 @@ enum { VERIFY_NONE, VERIFY_CHAIN, VERIFY_FULL, VERIFY_MODES };
 struct cs_tls_state {
     struct tls_config *cfg[VERIFY_MODES];
     unsigned cfg_gen;
+    struct cs_ca_dir *ca_dirs; /* kept while the state lives: handshakes of
+                                * an earlier configuration may still look
+                                * in theirs */
 };
 
 static ssize_t tls_io_read(struct tls *ctx, void *buf, size_t len, void *arg)
@@ -113,9 +117,11 @@ static const char *cfg_string(cs_sched *s, int ref)
     return str;
 }
 
-/* A fresh configuration of the state's settings for one mode.  The CA
- * directory costs ~0.1 ms per handshake; a CA file is re-read by libtls
- * at every handshake (DECISIONS.md 7). */
+/* A fresh configuration of the state's settings for one mode.  libtls
+ * parses a CA file whole at every handshake, but looks a CA directory up
+ * for the CAs a chain needs: so a configured file is given to it as a
+ * directory made from the file once (ca_dir.h), or as the file when that
+ * cannot be made. */
 static struct tls_config *tls_config_make(cs_sched *s, int mode)
 {
     /* tls_init here, not at require: OpenSSL's set-up costs ~2 ms that a
@@ -127,11 +133,13 @@ static struct tls_config *tls_config_make(cs_sched *s, int mode)
     uint32_t bits = protocols != NULL
                         ? tls_protocols(protocols)
                         : TLS_PROTOCOL_TLSv1_2 | TLS_PROTOCOL_TLSv1_3;
+    const char *ca_dir;
 
     if (cfg == NULL)
         return NULL;
-    if ((ca != NULL ? tls_config_set_ca_file(cfg, ca)
-                    : tls_config_set_ca_path(cfg, CA_DIR)) != 0 ||
+    ca_dir = ca != NULL ? cs_ca_dir_for(&s->tls->ca_dirs, ca) : CA_DIR;
+    if ((ca_dir != NULL ? tls_config_set_ca_path(cfg, ca_dir)
+                        : tls_config_set_ca_file(cfg, ca)) != 0 ||
         tls_config_set_verify_depth(cfg, s->cfg.ssl_verify_depth) != 0 ||
         tls_config_set_protocols(cfg, bits != 0 ? bits
                                                 : TLS_PROTOCOLS_DEFAULT) != 0 ||
@@ -179,6 +187,7 @@ void cs_tls_state_free(cs_sched *s)
         return;
     for (i = 0; i < VERIFY_MODES; i++)
         tls_config_free(st->cfg[i]);
+    cs_ca_dirs_free(&st->ca_dirs);
     free(st);
     s->tls = NULL;
 }
