@@ -565,24 +565,18 @@ printf ' it']] })
     -- file `ca`, lists its temporary directory ("<name> <mode> <files>")
     -- and ends with `ending`; returns the listing and TMPDIR's entries after
     local function child_dirs(srv, ca, tmpdir, ending)
-      local script = os.tmpname()
-      local f = assert(io.open(script, "wb"))
-      f:write(string.format([[
+      local out, err = helpers.run_lua(string.format([[
 local cs = require "cosocket"
 cs.configure { ssl_trusted_certificate = %q }
 local sock = cs.tcp()
 assert(sock:connect(%q, %d))
 assert(sock:sslhandshake(nil, "localhost", true))
 local p = io.popen("cd %s 2>/dev/null && for d in *; do " ..
-                   "echo $d $(stat -c %%a $d) $(ls $d | sort | tr '\n' ' '); done")
+                   "echo $d $(stat -c %%a $d) $(ls $d | sort | tr '\\n' ' '); done")
 io.write(p:read("*a"))
 p:close()
 %s
-]], ca, srv.host, srv.port, tmpdir, ending))
-      f:close()
-      local out, err = helpers.run_program({ "env", "TMPDIR=" .. tmpdir,
-                                             helpers.interpreter(), script }, 10)
-      os.remove(script)
+]], ca, srv.host, srv.port, tmpdir, ending), 10, { "TMPDIR=" .. tmpdir })
       local p = io.popen("ls -A " .. tmpdir .. " 2>/dev/null")
       local after = p:read("*a")
       p:close()

@@ -51,12 +51,19 @@ function helpers.run_program(argv, timeout)
 end
 
 -- Runs `code` in a child interpreter (the one running this spec).
-function helpers.run_lua(code, timeout)
+function helpers.run_lua(code, timeout, env)
   local script = os.tmpname()
   local f = assert(io.open(script, "wb"))
   f:write(code)
   f:close()
-  local stdout, stderr, status = helpers.run_program({ helpers.interpreter(), script }, timeout)
+  local argv = { helpers.interpreter(), script }
+  if env then  -- "NAME=value" strings, set for the child only
+    argv = { "env" }
+    for _, e in ipairs(env) do argv[#argv + 1] = e end
+    argv[#argv + 1] = helpers.interpreter()
+    argv[#argv + 1] = script
+  end
+  local stdout, stderr, status = helpers.run_program(argv, timeout)
   os.remove(script)
   return stdout, stderr, status
 end
