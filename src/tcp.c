@@ -298,13 +298,48 @@ static int tcp_try_next(int err)
            err == EADDRNOTAVAIL || err == EAFNOSUPPORT || err == ETIMEDOUT;
 }
 
-enum { CONN_OK, CONN_AGAIN, CONN_FAIL };
+/* CONN_LATE: connected, but only by the second connect() of a loopback
+ * address (see connect_settled); the connect still yields, as ngx's does */
+enum { CONN_OK, CONN_LATE, CONN_AGAIN, CONN_FAIL };
 
 /* A connect waits for both: a failed one is reported with EPOLLERR, which
  * libev passes on as both, so writable alone means connected and saves the
  * getsockopt(SO_ERROR) that tells them apart (a peer that speaks first
  * makes it readable too: then getsockopt decides). */
 #define CONNECT_EVENTS (EV_READ | EV_WRITE)
+
+static int is_loopback(const struct sockaddr *sa)
+{
+    if (sa->sa_family == AF_INET) {
+        const struct sockaddr_in *in = (const struct sockaddr_in *)sa;
+
+        return (ntohl(in->sin_addr.s_addr) >> 24) == 127;
+    }
+    if (sa->sa_family == AF_INET6) {
+        const struct in6_addr *a =
+            &((const struct sockaddr_in6 *)sa)->sin6_addr;
+
+        return IN6_IS_ADDR_LOOPBACK(a) ||
+               (IN6_IS_ADDR_V4MAPPED(a) && a->s6_addr[12] == 127);
+    }
+    return 0;
+}
+
+/* A connect to a loopback address that answered EINPROGRESS is most often
+ * complete already: the kernel ran the whole handshake when the first call
+ * released the socket.  A second connect() says so (0, or the refusal's
+ * error) and spares the watcher, two epoll_ctl (one failing when the fd
+ * number was just freed) and a loop pass; EALREADY: still on its way, the
+ * watcher as for any address.  Elsewhere the handshake takes a round trip:
+ * not worth the syscall. */
+static int connect_settled(int fd, const struct sockaddr *sa, socklen_t len)
+{
+    if (!is_loopback(sa))
+        return EALREADY;
+    if (connect(fd, sa, len) == 0)
+        return 0;
+    return errno == EINPROGRESS ? EALREADY : errno;
+}
 
 /* Starts connecting to the next address; t->fd is the socket then. */
 static int tcp_connect_next(cs_tcp *t)
@@ -316,6 +351,7 @@ static int tcp_connect_next(cs_tcp *t)
         struct sockaddr *sa = (struct sockaddr *)&lk->addrs[i];
         int fd = socket(sa->sa_family,
                         SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+        int err;
 
         if (fd < 0) {
             t->conn_errno = errno;
@@ -332,14 +368,22 @@ static int tcp_connect_next(cs_tcp *t)
             t->conn_errno = 0;
             return CONN_OK;
         }
-        if (errno == EINPROGRESS) {
+        err = errno;
+        if (err == EINPROGRESS) {
+            err = connect_settled(fd, sa, lk->lens[i]);
+            if (err == 0) {
+                t->conn_errno = 0;
+                return CONN_LATE;
+            }
+        }
+        if (err == EALREADY) {
             if (t->next_addr >= lk->naddrs) { /* nothing left to try */
                 cs_lookup_drop(lk); /* its memory not held while waiting */
                 t->lookup = NULL;
             }
             return CONN_AGAIN;
         }
-        t->conn_errno = errno;
+        t->conn_errno = err;
         close(fd);
         t->fd = -1;
         if (!tcp_try_next(t->conn_errno))
@@ -354,7 +398,8 @@ static void tcp_on_resolved(cs_lookup *lk);
 
 /* Starts the lookup or the connect.  CONN_AGAIN: the op waits (for the
  * resolver or the socket; armed says whether its watchers run already);
- * CONN_OK; CONN_FAIL (op->err, t->conn_errno or the lookup say why). */
+ * CONN_OK or CONN_LATE; CONN_FAIL (op->err, t->conn_errno or the lookup
+ * say why). */
 static int tcp_start(cs_tcp *t, int armed)
 {
     cs_op *op = t->wr;
@@ -565,7 +610,7 @@ static int tcp_connect(lua_State *L)
 {
     cs_sched *s = cs_sched_get(L);
     int n = lua_gettop(L), port = 0, is_unix, size = 0, backlog = -1, turn;
-    int pool_idx = 0;
+    int pool_idx = 0, rc;
     size_t hlen, klen = 0;
     const char *host, *busy, *key = NULL;
     char kbuf[256];
@@ -681,8 +726,15 @@ static int tcp_connect(lua_State *L)
         op->on_arm = tcp_queue_on_arm;
         return cs_wait(L, op);
     }
-    if (tcp_start(t, 0) == CONN_AGAIN)
+    rc = tcp_start(t, 0);
+    if (rc == CONN_AGAIN)
         return cs_wait(L, op);
+    if (rc == CONN_LATE && s->current != NULL) {
+        /* a light thread still yields: ngx resumes it from the event loop,
+         * after what was ready before; here after one poll, as sleep(0) */
+        op->kind = CS_OP_DEFER;
+        return cs_wait(L, op);
+    }
     return tcp_connect_results(L, op);
 }
 
