@@ -369,19 +369,17 @@ static int tcp_connect_next(cs_tcp *t)
             return CONN_OK;
         }
         err = errno;
-        if (err == EINPROGRESS) {
+        if (err == EINPROGRESS)
             err = connect_settled(fd, sa, lk->lens[i]);
-            if (err == 0) {
-                t->conn_errno = 0;
-                return CONN_LATE;
-            }
-        }
-        if (err == EALREADY) {
+        if (err == 0 || err == EALREADY) {
             if (t->next_addr >= lk->naddrs) { /* nothing left to try */
                 cs_lookup_drop(lk); /* its memory not held while waiting */
                 t->lookup = NULL;
             }
-            return CONN_AGAIN;
+            if (err == EALREADY)
+                return CONN_AGAIN;
+            t->conn_errno = 0;
+            return CONN_LATE;
         }
         t->conn_errno = err;
         close(fd);
