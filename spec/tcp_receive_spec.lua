@@ -576,5 +576,60 @@ local function reply(sock)
 end]])
       assert.is_true(traces < 20, traces .. " traces")
     end)
+
+    -- A light thread waiting in receive holds its coroutine's stack: LuaJIT
+    -- starts it at 47 slots and doubles it when a call needs more (a C
+    -- function wants 20 free); the stack it left stays as holes in the
+    -- heap.  The fast path's wait fits the first stack in a thread of bench
+    -- W3's shape (no arguments; connects and waits in its own function):
+    -- 1,460 to 1,580 bytes a waiting thread with its socket, 1,900 to 1,940
+    -- with its stack grown once (a fourth argument to the wait did that).
+    -- A thread with a few more slots in use, arguments or a call deeper,
+    -- grows it anyway.
+    local function per_waiting_thread(read)
+      local srv = helpers.fixture(finally, "echo")
+      local port, n, socks, threads = srv.port, 100, {}, {}
+      local wait = ({
+        line = function(sock) return sock:receive("*l") end,
+        size = function(sock) return sock:receive(5) end,
+        any = function(sock) return sock:receiveany(5) end,
+      })[read]
+      local function holder()
+        local sock = cs.tcp()
+        assert(sock:connect("127.0.0.1", port))
+        socks[#socks + 1] = sock
+        local data = wait(sock) -- a tail call: the read's frame takes its place
+        sock:close()
+        return data
+      end
+      local function batch()
+        local first = #threads
+        for i = first + 1, first + n do threads[i] = cs.spawn(holder) end
+        local deadline = helpers.clock() + 5
+        while #socks < first + n and helpers.clock() < deadline do cs.sleep(0.001) end
+        assert.equal(first + n, #socks)
+      end
+      local per_thread
+      cs.run(function()
+        batch() -- the loop's arrays and free lists grow here
+        collectgarbage()
+        collectgarbage()
+        local before = collectgarbage("count")
+        collectgarbage("stop")
+        batch()
+        per_thread = (collectgarbage("count") - before) * 1024 / n
+        collectgarbage("restart")
+        for i = 1, #socks do assert(socks[i]:send("hello\n")) end -- echoed: the waits end
+        for i = 1, #threads do assert.same({ true, "hello" }, { cs.wait(threads[i]) }) end
+      end)
+      return per_thread
+    end
+
+    for _, read in ipairs { "line", "size", "any" } do
+      it("keeps a thread waiting in the " .. read .. " fast path within its first stack", function()
+        local per_thread = per_waiting_thread(read)
+        assert.is_true(per_thread < 1700, string.format("%.0f bytes a thread", per_thread))
+      end)
+    end
   end
 end)

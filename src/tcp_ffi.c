@@ -94,18 +94,20 @@ static void ffi_done(void *state, size_t skip)
     cs_buffer_consume(&t->buf, t->s->buffers, skip);
 }
 
-/* wait_read(self, state, n, any): receive(self), receive(self, n) or
- * (any true) receiveany(self, n) on a socket ffi_line, ffi_bytes or
- * ffi_any found free to read (n nil: a line). */
+/* wait_read(self, state, n): receive(self) (n nil), receive(self, n) or
+ * receiveany(self, -n) (n negative) on a socket ffi_line, ffi_bytes or
+ * ffi_any found free to read.  One number says which: an argument more
+ * would deepen a waiting thread's stack past LuaJIT's first size (see
+ * fast_methods). */
 static int ffi_wait_read(lua_State *L)
 {
     cs_tcp *t = lua_touserdata(L, 2);
-    size_t n = lua_isnil(L, 3) ? 0 : (size_t)lua_tonumber(L, 3);
-    int kind = n == 0                ? CS_PAT_LINE
-               : lua_toboolean(L, 4) ? CS_PAT_ANY
-                                     : CS_PAT_SIZE;
+    lua_Number n = lua_isnil(L, 3) ? 0 : lua_tonumber(L, 3);
 
-    return cs_tcp_receive_wait(L, t, kind, n);
+    if (n < 0)
+        return cs_tcp_receive_wait(L, t, CS_PAT_ANY, (size_t)-n);
+    return cs_tcp_receive_wait(L, t, n == 0 ? CS_PAT_LINE : CS_PAT_SIZE,
+                               (size_t)n);
 }
 
 /* Sends what the kernel takes of p at once: the count (0: nothing, the C
@@ -156,9 +158,10 @@ static const char fast_methods[] =
      * chain that grows until the trace limit flushes it all, compiling all
      * the while.  A function of its own, tail-called: a thread blocked in
      * it has a small frame more on its stack, not line_receive's (which
-     * made LuaJIT grow each waiting coroutine's stack, some 800 bytes) */
-    "local function wait(self, state, n, any)\n"
-    "  return select(1, wait_read(self, state, n, any))\n"
+     * made LuaJIT grow each waiting coroutine's stack, some 800 bytes; so
+     * did a fourth argument here, in a thread that waits two calls deep) */
+    "local function wait(self, state, n)\n"
+    "  return select(1, wait_read(self, state, n))\n"
     "end\n"
     /* fixed parameters where the FFI is called: a vararg frame there
      * would grow the stack as well; the vararg entry only counts and
@@ -175,7 +178,7 @@ static const char fast_methods[] =
     "          done(state, skip[0])\n"
     "          return s\n"
     "        end\n"
-    "        if n == WAIT then return wait(self, state, nil, false) end\n"
+    "        if n == WAIT then return wait(self, state, nil) end\n"
     "      elseif type(pat) == 'number' and pat >= 1 and "
     "pat <= 2147483647 then\n"
     "        local n = bytes(state, pat, at)\n"
@@ -184,7 +187,7 @@ static const char fast_methods[] =
     "          done(state, n)\n"
     "          return s\n"
     "        end\n"
-    "        if n == WAIT then return wait(self, state, pat, false) end\n"
+    "        if n == WAIT then return wait(self, state, pat) end\n"
     "      end\n"
     "    end\n"
     "  end\n"
@@ -207,7 +210,7 @@ static const char fast_methods[] =
     "        done(state, n)\n"
     "        return s\n"
     "      end\n"
-    "      if n == WAIT then return wait(self, state, max, true) end\n"
+    "      if n == WAIT then return wait(self, state, -max) end\n"
     "    end\n"
     "  end\n"
     "  return receiveany(self, max)\n"
