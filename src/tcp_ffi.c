@@ -94,15 +94,16 @@ static void ffi_done(void *state, size_t skip)
     cs_buffer_consume(&t->buf, t->s->buffers, skip);
 }
 
-/* wait_read(self, state, n): receive(self) (n nil), receive(self, n) or
- * receiveany(self, -n) (n negative) on a socket ffi_line, ffi_bytes or
- * ffi_any found free to read.  One number says which: an argument more
- * would deepen a waiting thread's stack past LuaJIT's first size (see
- * fast_methods). */
+/* wait_read(state, n): receive() (n nil), receive(n) or receiveany(-n)
+ * (n negative) on the socket of state, which ffi_line, ffi_bytes or ffi_any
+ * found free to read.  The state is what the wait anchors (the op lives in
+ * it), not the socket table.  Two arguments and one number for the kind:
+ * every slot more here deepens a waiting thread's stack towards the end of
+ * LuaJIT's first coroutine stack (see fast_methods). */
 static int ffi_wait_read(lua_State *L)
 {
-    cs_tcp *t = lua_touserdata(L, 2);
-    lua_Number n = lua_isnil(L, 3) ? 0 : lua_tonumber(L, 3);
+    cs_tcp *t = lua_touserdata(L, 1);
+    lua_Number n = lua_isnil(L, 2) ? 0 : lua_tonumber(L, 2);
 
     if (n < 0)
         return cs_tcp_receive_wait(L, t, CS_PAT_ANY, (size_t)-n);
@@ -159,9 +160,10 @@ static const char fast_methods[] =
      * the while.  A function of its own, tail-called: a thread blocked in
      * it has a small frame more on its stack, not line_receive's (which
      * made LuaJIT grow each waiting coroutine's stack, some 800 bytes; so
-     * did a fourth argument here, in a thread that waits two calls deep) */
-    "local function wait(self, state, n)\n"
-    "  return select(1, wait_read(self, state, n))\n"
+     * did a fourth argument here, in a thread that waits in its own
+     * function; without self, such a thread may take two arguments) */
+    "local function wait(state, n)\n"
+    "  return select(1, wait_read(state, n))\n"
     "end\n"
     /* fixed parameters where the FFI is called: a vararg frame there
      * would grow the stack as well; the vararg entry only counts and
@@ -178,7 +180,7 @@ static const char fast_methods[] =
     "          done(state, skip[0])\n"
     "          return s\n"
     "        end\n"
-    "        if n == WAIT then return wait(self, state, nil) end\n"
+    "        if n == WAIT then return wait(state, nil) end\n"
     "      elseif type(pat) == 'number' and pat >= 1 and "
     "pat <= 2147483647 then\n"
     "        local n = bytes(state, pat, at)\n"
@@ -187,7 +189,7 @@ static const char fast_methods[] =
     "          done(state, n)\n"
     "          return s\n"
     "        end\n"
-    "        if n == WAIT then return wait(self, state, pat) end\n"
+    "        if n == WAIT then return wait(state, pat) end\n"
     "      end\n"
     "    end\n"
     "  end\n"
@@ -210,7 +212,7 @@ static const char fast_methods[] =
     "        done(state, n)\n"
     "        return s\n"
     "      end\n"
-    "      if n == WAIT then return wait(self, state, -max) end\n"
+    "      if n == WAIT then return wait(state, -max) end\n"
     "    end\n"
     "  end\n"
     "  return receiveany(self, max)\n"
