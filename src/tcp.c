@@ -336,8 +336,8 @@ static int connect_settled(int fd, const struct sockaddr *sa, socklen_t len)
 {
     if (!is_loopback(sa))
         return EALREADY;
-    if (connect(fd, sa, len) == 0)
-        return 0;
+    if (connect(fd, sa, len) == 0 || errno == EISCONN)
+        return 0; /* Linux says 0 the first time it is asked again */
     return errno == EINPROGRESS ? EALREADY : errno;
 }
 
