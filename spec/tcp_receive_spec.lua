@@ -582,7 +582,7 @@ end]])
     -- function wants 20 free); the stack it left stays as holes in the
     -- heap.  The fast path's wait fits the first stack in a thread of bench
     -- W3's shape (no arguments; connects and waits in its own function):
-    -- 1,460 to 1,580 bytes a waiting thread with its socket, 1,900 to 1,940
+    -- 1,460 to 1,580 bytes a waiting thread with its socket, 1,900 to 2,030
     -- with its stack grown once (a fourth argument to the wait did that).
     -- A thread with a few more slots in use, arguments or a call deeper,
     -- grows it anyway.
