@@ -66,6 +66,15 @@ static int until_step(cs_scan *sc, const char *d, size_t len)
     while (pos < len) {
         char c = d[pos];
 
+        /* a whole pattern at a possible start: one memcmp instead of a
+         * turn of this loop per byte; any other case goes byte by byte */
+        if (state == 0 && c == pat[0] && len - pos >= u->plen &&
+            memcmp(d + pos, pat, u->plen) == 0) {
+            sc->matched = 1;
+            sc->out = out;
+            u->state = chunked ? -1 : 0;
+            return 1;
+        }
         if (c == pat[state]) {
             pos++;
             if ((size_t)++state == u->plen) {
