@@ -53,10 +53,12 @@ INST_BINDIR ?= $(INST_PREFIX)/bin
 
 # Debian 12 packages for building and testing. luajit2 is OpenResty's LuaJIT
 # branch; Debian's plain `luajit` package must never be installed with it.
+# lua-socket: the specs' own listeners and peers (nothing else here depends
+# on it: only a recommendation of luarocks, which .ci/run does not install).
 DEB_PACKAGES = build-essential pkg-config libev-dev libtls-dev libssl-dev \
                libc-ares-dev libpcre2-dev luajit2 libluajit2-5.1-dev lua5.1 \
                liblua5.1-0-dev lua5.4 liblua5.4-dev lua-busted luarocks \
-               lua-check clang clang-format valgrind socat openssl \
+               lua-socket lua-check clang clang-format valgrind socat openssl \
                redis-server memcached nginx libnginx-mod-http-lua \
                lua-resty-core libfuzzer-14-dev
 SUDO := $(if $(filter 0,$(shell id -u)),,$(shell command -v sudo))
@@ -176,7 +178,7 @@ demo: deps
 # so its peers are installed here only, by `deps` given another list.
 # BENCH_SCALE scales the operation counts (the default run takes under 10
 # minutes); BENCH_REPS, BENCH_ROWS, BENCH_CELLS: see bench/run.lua.
-BENCH_PACKAGES = lua-copas lua-socket lua-cqueues lua-luv redis-tools \
+BENCH_PACKAGES = lua-copas lua-cqueues lua-luv redis-tools \
                  util-linux linux-perf strace
 .PHONY: bench bench-deps
 bench-deps:

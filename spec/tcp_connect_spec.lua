@@ -121,13 +121,14 @@ describe("sock:connect", function()
         -- one (listen(0)) that a first connection fills
         local function peer_listener()
           if handshake == "done at once" then return listener(defer) end
-          local l = assert(require("socket").tcp())
+          local socket = require "socket"
+          local l = assert(socket.tcp())
           defer(function() l:close() end)
           assert(l:bind("127.0.0.1", 0))
           assert(l:listen(0))
           l:settimeout(3)
           local port = tonumber((select(2, l:getsockname())))
-          local filler = assert(require("socket").connect("127.0.0.1", port))
+          local filler = assert(socket.connect("127.0.0.1", port))
           defer(function() filler:close() end)
           return l, port
         end
