@@ -120,6 +120,11 @@ describe("connection pools", function()
       assert.same({ n = 2, nil, "closed" }, pack(sock:close()))
       assert.same({ n = 2, nil, "closed" }, pack(sock:getreusedtimes()))
       assert.same({ n = 2, nil, "closed" }, pack(sock:setkeepalive()))
+      -- its state went with the connection: still "closed", not "never
+      -- created"
+      assert.same({ n = 2, nil, "closed" }, pack(sock:getoption("keepalive")))
+      assert.same({ n = 2, nil, "closed" }, pack(sock:setoption("keepalive", true)))
+      assert.same({ n = 2, nil, "closed" }, pack(sock:sslhandshake()))
       assert.same({ idle = 1, in_use = 0, queued = 0 }, stats(srv.key))
     end)
 
@@ -284,6 +289,58 @@ describe("connection pools", function()
       assert.equal(1, accepted(srv))
       sock:close()
       assert.is_nil(stats(srv.key))
+    end)
+
+    -- a pooled connection comes with the state that parked it (no state
+    -- is made for it): what an object sets is its own all the same
+    it("gives a taken connection the taking object's timeouts, not the parking one's",
+      function()
+        helpers.configure(defer, { read_timeout = 300 })
+        local l, port = listener()
+        local function timed_receive(sock)
+          local t0 = clock()
+          assert.same({ n = 3, nil, "timeout", "" }, pack(sock:receive()))
+          return clock() - t0
+        end
+        local a = cs.tcp()
+        a:settimeouts(1000, 1000, 20)
+        assert.equal(1, a:connect("127.0.0.1", port))
+        accept(l)
+        assert.equal(1, a:setkeepalive())
+        local b = cs.tcp() -- none of its own: the configured 300 ms
+        assert.equal(1, b:connect("127.0.0.1", port))
+        assert.equal(1, b:getreusedtimes())
+        local took = timed_receive(b)
+        assert.is_true(took > 0.25, "took " .. took)
+        assert.equal(1, b:setkeepalive())
+        local c = cs.tcp() -- set before it had a state
+        c:settimeouts(1000, 1000, 20)
+        assert.equal(1, c:connect("127.0.0.1", port))
+        assert.equal(2, c:getreusedtimes())
+        took = timed_receive(c)
+        assert.is_true(took < 0.2, "took " .. took)
+        assert.equal(1, c:setkeepalive())
+        -- the parking object keeps its own for its next connect
+        a:settimeout(20)
+        assert.equal(1, a:connect("127.0.0.1", port))
+        assert.equal(3, a:getreusedtimes())
+        took = timed_receive(a)
+        assert.is_true(took < 0.2, "took " .. took)
+        a:close()
+      end)
+
+    it("leaves bind()'s address with the object whose connection it parked", function()
+      local l1, port1 = listener()
+      local l2, port2 = listener()
+      local sock = cs.tcp()
+      assert.is_true(sock:bind("127.0.0.2"))
+      assert.equal(1, sock:connect("127.0.0.1", port1))
+      assert.equal("127.0.0.2", (accept(l1):getpeername()))
+      assert.equal(1, sock:setkeepalive())
+      assert.equal(1, sock:connect("127.0.0.1", port2)) -- another pool
+      assert.equal(0, sock:getreusedtimes())
+      assert.equal("127.0.0.2", (accept(l2):getpeername()))
+      sock:close()
     end)
 
     it("keeps one pool per host:port string", function()

@@ -14,13 +14,14 @@
 
 #define POOL_BUCKETS 64
 
+/* An idle connection: the state that parked it, which keeps its fd and
+ * TLS (a TLS connection stays TLS: no new handshake), anchored in the
+ * registry while parked. */
 typedef struct pool_item {
     struct pool_item *next, *prev; /* most recently parked first */
     cs_pool *pool;
-    int fd, reused;
-    unsigned char is_unix, nodelay;
-    struct tls *tls; /* a TLS connection stays TLS: no new handshake */
-    struct cs_tls_io *tls_io;
+    cs_tcp *t;
+    int ref;       /* registry reference to t's userdata */
     ev_io io;      /* the peer closes or sends: close it */
     ev_timer idle; /* keepalive timeout */
 } pool_item;
@@ -166,6 +167,16 @@ static void item_unwatch(pool_item *it)
 
 static void pool_slot_freed(cs_pool *pool);
 
+/* The pool lets go of the parked state (C only: the scheduler's own
+ * coroutine drops the reference; none left inside lua_close). */
+static void item_unanchor(pool_item *it)
+{
+    lua_State *aux = it->pool->s->aux;
+
+    if (aux != NULL)
+        luaL_unref(aux, LUA_REGISTRYINDEX, it->ref);
+}
+
 /* Closes an idle connection: its slot frees up for a queued connect. */
 static void item_close(pool_item *it)
 {
@@ -173,9 +184,8 @@ static void item_close(pool_item *it)
 
     item_unwatch(it);
     item_unlink(it);
-    if (it->tls != NULL)
-        cs_tls_free(it->tls, it->tls_io);
-    close(it->fd);
+    cs_tcp_close_fd(it->t);
+    item_unanchor(it);
     item_free(pool->s, it);
     pool->count--;
     pool_slot_freed(pool);
@@ -188,7 +198,7 @@ static void item_on_readable(EV_P_ ev_io *w, int revents)
     (void)loop;
     (void)revents;
     /* TLS-only records (1.3 session tickets) keep it (DECISIONS.md 7) */
-    if (it->tls != NULL && !cs_tls_idle_check(it->tls, it->fd))
+    if (it->t->tls != NULL && !cs_tls_idle_check(it->t->tls, it->t->fd))
         return;
     item_close(it); /* EOF, error or data */
 }
@@ -200,29 +210,62 @@ static void item_on_idle_timeout(EV_P_ ev_timer *w, int revents)
     item_close(cs_container_of(w, pool_item, idle));
 }
 
-/* Hands the idle connection it to t: t is connected, counted. */
-static void item_give(pool_item *it, cs_tcp *t)
+/* t, connected to fd and counted in pool: open for use again */
+static void state_reopen(cs_tcp *t, cs_pool *pool, int fd)
 {
-    cs_pool *pool = it->pool;
-
-    item_unwatch(it);
-    item_unlink(it);
-    t->fd = it->fd;
-    t->reused = it->reused + 1;
-    t->is_unix = it->is_unix;
-    t->nodelay = it->nodelay;
+    t->fd = fd;
+    t->reused++;
     t->connected = 1;
     t->read_closed = t->write_closed = 0;
     t->eof = 0;
     t->may_read = 0;
     t->pool = pool;
     t->counted = 1;
-    t->tls = it->tls;
-    t->tls_io = it->tls_io;
+    t->conn_errno = 0;
+    t->next_addr = 0;
     /* the same open file libev watched: no EV__IOFDSET, no epoll_ctl (the
      * write record, lent per operation, learns it at its first wait) */
-    cs_io_set_known(&t->rd.io, it->fd, EV_READ);
+    cs_io_set_known(&t->rd.io, fd, EV_READ);
+}
+
+/* Hands the idle connection it to t, a state other than the one that
+ * parked it (which is left empty): t is connected, counted. */
+static void item_give(pool_item *it, cs_tcp *t)
+{
+    cs_pool *pool = it->pool;
+    cs_tcp *from = it->t;
+    int fd = from->fd;
+
+    item_unwatch(it);
+    item_unlink(it);
+    t->reused = from->reused;
+    t->is_unix = from->is_unix;
+    t->nodelay = from->nodelay;
+    t->tls = from->tls;
+    t->tls_io = from->tls_io;
+    from->fd = -1;
+    from->tls = NULL;
+    from->tls_io = NULL;
+    state_reopen(t, pool, fd);
+    item_unanchor(it);
     item_free(pool->s, it);
+}
+
+cs_tcp *cs_pool_take(lua_State *L, cs_pool *pool)
+{
+    pool_item *it = pool->idle_head;
+    cs_tcp *t;
+
+    if (it == NULL)
+        return NULL;
+    t = it->t;
+    item_unwatch(it);
+    item_unlink(it);
+    lua_rawgeti(L, LUA_REGISTRYINDEX, it->ref);
+    luaL_unref(L, LUA_REGISTRYINDEX, it->ref);
+    state_reopen(t, pool, t->fd);
+    item_free(pool->s, it);
+    return t;
 }
 
 /* ---- counting and queueing --------------------------------------------- */
@@ -367,15 +410,10 @@ int cs_pool_park(lua_State *L, cs_tcp *t, int size_idx, double timeout_ms)
         pool->count++; /* made before the pool existed: counted now */
     if (pool->nidle >= pool->size)
         item_close(pool->idle_tail); /* the least recently parked goes */
+    lua_rawgeti(L, 1, 1); /* the state of self */
+    it->ref = luaL_ref(L, LUA_REGISTRYINDEX);
     it->pool = pool;
-    it->fd = t->fd;
-    it->reused = t->reused;
-    it->is_unix = t->is_unix;
-    it->nodelay = t->nodelay;
-    it->tls = t->tls;
-    it->tls_io = t->tls_io;
-    t->tls = NULL;
-    t->tls_io = NULL;
+    it->t = t;
     it->next = pool->idle_head;
     if (pool->idle_head != NULL)
         pool->idle_head->prev = it;
@@ -389,9 +427,6 @@ int cs_pool_park(lua_State *L, cs_tcp *t, int size_idx, double timeout_ms)
     else
         ev_io_set(&it->io, t->fd, EV_READ);
     ev_io_start(s->loop, &it->io);
-    if (t->wr != NULL) /* the descriptor is the pool's now */
-        cs_op_forget_fd(t->wr);
-    cs_op_forget_fd(&t->rd);
     ev_unref(s->loop);
     if (timeout_ms > 0) {
         ev_init(&it->idle, item_on_idle_timeout);
@@ -399,9 +434,9 @@ int cs_pool_park(lua_State *L, cs_tcp *t, int size_idx, double timeout_ms)
         ev_timer_again(s->loop, &it->idle); /* repeating: safe unref'd */
         ev_unref(s->loop);
     }
-    t->fd = -1; /* the pool owns the descriptor now */
     t->counted = 0;
     t->pool = NULL;
+    cs_tcp_detach(t); /* t is closed; its fd and TLS wait in the pool */
     pool_slot_freed(pool);
     return 1;
 }
@@ -436,10 +471,7 @@ void cs_pools_free(cs_sched *s)
             pool_item *it = pool->idle_head, *inext;
             next = pool->next;
             for (; it != NULL; it = inext) {
-                inext = it->next;
-                if (it->tls != NULL)
-                    cs_tls_free(it->tls, it->tls_io);
-                close(it->fd);
+                inext = it->next; /* the state's finalizer closes it */
                 free(it);
             }
             free(pool);

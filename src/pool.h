@@ -20,14 +20,20 @@ cs_pool *cs_pool_get(cs_sched *s, const char *key, size_t klen, int size,
 enum { CS_POOL_REUSED, CS_POOL_NEW, CS_POOL_FULL, CS_POOL_QUEUE };
 int cs_pool_connect(cs_pool *pool, cs_tcp *t);
 void cs_pool_enqueue(cs_tcp *t); /* C only: t->conn is armed */
+/* connect on an object without a state: the state that parked pool's most
+ * recent idle connection, pushed, connected and counted again; NULL (and
+ * nothing pushed) when none is idle. */
+cs_tcp *cs_pool_take(lua_State *L, cs_pool *pool);
 void cs_pool_dequeue(cs_tcp *t); /* timeout or kill of a queued connect */
 
 /* A connection counted against t->pool ended: frees its slot (a queued
  * connect gets it). C only. */
 void cs_pool_release(cs_tcp *t);
 
-/* setkeepalive's parking: 0 and a message pushed on failure. May raise for
- * a bad size argument (at index size_idx) when the pool must be created. */
+/* setkeepalive's parking of t, the state in slot 1 of self (at 1), which
+ * the pool anchors from now on: 0 and a message pushed on failure. May
+ * raise for a bad size argument (at index size_idx) when the pool must be
+ * created. */
 int cs_pool_park(lua_State *L, cs_tcp *t, int size_idx, double timeout_ms);
 
 void cs_pool_close_idle(cs_sched *s); /* shutdown: close every idle one */

@@ -53,6 +53,65 @@ cs_tcp *cs_tcp_self(lua_State *L)
     return t;
 }
 
+/* What slot 1 of self says when it holds no state: TCP_NEVER (nil: never
+ * connected), TCP_PARKED (false: its connection went to a pool, with the
+ * state that held it) or TCP_FOREIGN (something else). */
+enum { TCP_NEVER, TCP_PARKED, TCP_FOREIGN };
+
+static int tcp_stateless(lua_State *L)
+{
+    int r;
+
+    lua_rawgeti(L, 1, 1);
+    r = lua_isnil(L, -1) ? TCP_NEVER
+        : lua_type(L, -1) == LUA_TBOOLEAN && !lua_toboolean(L, -1)
+            ? TCP_PARKED
+            : TCP_FOREIGN;
+    lua_pop(L, 1);
+    return r;
+}
+
+/* connect_ms, send_ms, read_ms from slots 2 to 4 of self, where
+ * settimeout(s) keeps them: a state is made at the first connect, and a
+ * parked one carries another object's. */
+static void tcp_load_timeouts(lua_State *L, cs_tcp *t)
+{
+    lua_rawgeti(L, 1, 2);
+    if (lua_isnil(L, -1)) { /* settimeout(s) sets all three or none */
+        lua_pop(L, 1);
+        t->connect_ms = t->send_ms = t->read_ms = 0;
+        return;
+    }
+    lua_rawgeti(L, 1, 3);
+    lua_rawgeti(L, 1, 4);
+    t->connect_ms = (int)lua_tointeger(L, -3);
+    t->send_ms = (int)lua_tointeger(L, -2);
+    t->read_ms = (int)lua_tointeger(L, -1);
+    lua_pop(L, 3);
+}
+
+/* The object lets go of its connection: closed flags, the buffer, a
+ * lookup, the pool name and count, its owner.  C only. */
+static void tcp_let_go(cs_tcp *t)
+{
+    t->connected = 0;
+    t->ffi_errno = 0;
+    t->read_closed = t->write_closed = 1;
+    t->eof = 0;
+    t->may_read = 0;
+    cs_buffer_release(&t->buf, t->s->loop != NULL ? t->s->buffers : NULL);
+    cs_lookup_drop(t->lookup);
+    t->lookup = NULL;
+    free(t->host);
+    t->host = NULL;
+    free(t->pending);
+    t->pending = NULL;
+    free(t->key); /* only setkeepalive of this connection needed it */
+    t->key = NULL;
+    cs_pool_release(t);
+    cs_disown(&t->owned);
+}
+
 /* Ends the connection: pending operations complete with "closed" (a
  * thread blocked in them resumes), the buffer goes back. C only. */
 void cs_tcp_close_fd(cs_tcp *t)
@@ -74,26 +133,19 @@ void cs_tcp_close_fd(cs_tcp *t)
     if (t->wr != NULL)
         cs_op_forget_fd(t->wr);
     cs_op_forget_fd(&t->rd);
-    t->connected = 0;
-    t->ffi_errno = 0;
-    t->read_closed = t->write_closed = 1;
-    t->eof = 0;
-    t->may_read = 0;
-    cs_buffer_release(&t->buf, t->s->loop != NULL ? t->s->buffers : NULL);
-    cs_lookup_drop(t->lookup);
-    t->lookup = NULL;
-    free(t->host);
-    t->host = NULL;
-    free(t->pending);
-    t->pending = NULL;
-    free(t->key); /* only setkeepalive of this connection needed it */
-    t->key = NULL;
     cs_tls_free(t->tls, t->tls_io); /* either may be NULL (a failed setup) */
     t->tls = NULL;
     t->tls_io = NULL;
     t->tls_dead = 0;
-    cs_pool_release(t);
-    cs_disown(&t->owned);
+    tcp_let_go(t);
+}
+
+void cs_tcp_detach(cs_tcp *t)
+{
+    if (t->wr != NULL) /* the pool's watcher has the descriptor now */
+        cs_op_forget_fd(t->wr);
+    cs_op_forget_fd(&t->rd);
+    tcp_let_go(t);
 }
 
 /* A thread blocked in one of its operations was killed: the whole
@@ -191,6 +243,7 @@ static int tcp_state_gc(lua_State *L)
     return 0;
 }
 
+/* A new state on the stack, holding nothing: no __gc yet. */
 static cs_tcp *tcp_new_state(lua_State *L, cs_sched *s)
 {
     cs_tcp *t = lua_newuserdata(L, sizeof(*t));
@@ -203,22 +256,45 @@ static cs_tcp *tcp_new_state(lua_State *L, cs_sched *s)
     t->owned.close = tcp_owned_close;
     cs_tcp_io_init(t);
     t->rd.on_cancel = tcp_on_cancel;
-    lua_pushvalue(L, lua_upvalueindex(3)); /* without __gc: holds nothing */
+    lua_rawgeti(L, LUA_REGISTRYINDEX, s->tcp_mt_ref[0]);
     lua_setmetatable(L, -2);
     return t;
 }
 
+int cs_tcp_ever(lua_State *L, cs_tcp *t)
+{
+    return t != NULL ? t->ever : tcp_stateless(L) == TCP_PARKED;
+}
+
+cs_tcp *cs_tcp_state(lua_State *L)
+{
+    cs_tcp *t = cs_tcp_self(L);
+    int was;
+
+    if (t != NULL)
+        return t;
+    was = tcp_stateless(L);
+    if (was == TCP_FOREIGN)
+        return NULL;
+    t = tcp_new_state(L, cs_sched_get(L));
+    lua_rawseti(L, 1, 1);
+    t->ever = was == TCP_PARKED;
+    tcp_load_timeouts(L, t);
+    return t;
+}
+
+/* tcp(): the socket table.  Its state is made by the first method that
+ * needs one (connect, bind, setclientcert), or is a pooled connection's
+ * (connect, see pool.h): a request that takes its connection from a pool
+ * and parks it again allocates no state (DECISIONS.md 4: slot 1 holds the
+ * state; slots 2 to 4 the timeouts, as ngx's table does). */
 static int tcp_new(lua_State *L)
 {
-    cs_sched *s = cs_sched_get(L);
     int n = lua_gettop(L);
 
     if (n != 0)
         return luaL_error(L, "expecting zero arguments, but got %d", n);
-    lua_createtable(L, 1,
-                    0); /* slot 1: the state; user fields go in the hash */
-    tcp_new_state(L, s);
-    lua_rawseti(L, -2, 1);
+    lua_createtable(L, 4, 0);
     lua_pushvalue(L, lua_upvalueindex(2)); /* TCP_MT */
     lua_setmetatable(L, -2);
     return 1;
@@ -664,8 +740,27 @@ static int tcp_connect(lua_State *L)
         klen = hlen;
     }
     t = cs_tcp_self(L);
-    if (t == NULL)
-        return luaL_error(L, "bad socket object");
+    if (t == NULL) {
+        if (tcp_stateless(L) == TCP_FOREIGN)
+            return luaL_error(L, "bad socket object");
+        /* a pooled connection comes with the state that parked it: no
+         * new one, no hand-over (the pool is looked up by key only,
+         * before any DNS: SPEC.md 2.3) */
+        pool = cs_pool_get(s, key, klen, size, backlog);
+        t = pool != NULL ? cs_pool_take(L, pool) : NULL;
+        if (t != NULL) {
+            lua_rawseti(L, 1, 1);
+            tcp_load_timeouts(L, t);
+            t->ever = 1;
+            t->rd_want = 0;
+            cs_own(s->current != NULL ? s->current->handler
+                                      : &s->main_handler,
+                   &t->owned);
+            lua_pushinteger(L, 1);
+            return 1;
+        }
+        t = cs_tcp_state(L);
+    }
     busy = tcp_busy(t, 1, 1);
     if (busy != NULL)
         return cs_fail(L, busy);
@@ -736,6 +831,37 @@ static int tcp_connect(lua_State *L)
     return tcp_connect_results(L, op);
 }
 
+/* The object (self at 1) lets its state t go with the parked connection:
+ * slot 1 says so (false), or holds a new state with what the object keeps
+ * across connects besides its timeouts (bind's address, the client
+ * certificate). */
+static void tcp_leave_parked(lua_State *L, cs_tcp *t)
+{
+    cs_tcp *n;
+
+    if (t->bind_addr == NULL && t->client_cert == NULL &&
+        t->client_key == NULL) {
+        lua_pushboolean(L, 0);
+        lua_rawseti(L, 1, 1);
+        return;
+    }
+    n = tcp_new_state(L, t->s);
+    lua_rawseti(L, 1, 1);
+    n->ever = 1;
+    n->connect_ms = t->connect_ms;
+    n->send_ms = t->send_ms;
+    n->read_ms = t->read_ms;
+    cs_tcp_finalized(L, n);
+    n->bind_addr = t->bind_addr;
+    n->bind_len = t->bind_len;
+    n->client_cert = t->client_cert;
+    n->client_cert_len = t->client_cert_len;
+    n->client_key = t->client_key;
+    n->client_key_len = t->client_key_len;
+    t->bind_addr = NULL;
+    t->client_cert = t->client_key = NULL;
+}
+
 /* setkeepalive(timeout?, size?) in 0.10.23's order (SPEC.md 8.2) */
 static int tcp_setkeepalive(lua_State *L)
 {
@@ -781,8 +907,7 @@ static int tcp_setkeepalive(lua_State *L)
         lua_insert(L, -2);
         return 2;
     }
-    cs_tcp_close_fd(t); /* the object is closed; the fd went to the pool */
-    tcp_maybe_unfinalized(L, t);
+    tcp_leave_parked(L, t);
     if (n >= 2 && !lua_isnil(L, 2))
         luaL_checkinteger(L, 2); /* 0.10.23 checks it only after parking */
     lua_pushinteger(L, 1);
@@ -827,10 +952,27 @@ static int tcp_check_timeout(lua_State *L, int idx)
     return (int)v;
 }
 
+/* into slots 2 to 4 of self (tcp_load_timeouts) and its state */
+static void tcp_store_timeouts(lua_State *L, int c, int w, int r)
+{
+    cs_tcp *t = cs_tcp_self(L);
+
+    lua_pushinteger(L, c);
+    lua_rawseti(L, 1, 2);
+    lua_pushinteger(L, w);
+    lua_rawseti(L, 1, 3);
+    lua_pushinteger(L, r);
+    lua_rawseti(L, 1, 4);
+    if (t != NULL) {
+        t->connect_ms = c;
+        t->send_ms = w;
+        t->read_ms = r;
+    }
+}
+
 static int tcp_settimeout(lua_State *L)
 {
     int n = lua_gettop(L), ms;
-    cs_tcp *t;
 
     if (n != 2)
         return luaL_error(L,
@@ -838,16 +980,13 @@ static int tcp_settimeout(lua_State *L)
                           "(including the object) but seen %d",
                           n);
     ms = tcp_check_timeout(L, 2);
-    t = cs_tcp_self(L);
-    if (t != NULL)
-        t->connect_ms = t->send_ms = t->read_ms = ms;
+    tcp_store_timeouts(L, ms, ms, ms);
     return 0;
 }
 
 static int tcp_settimeouts(lua_State *L)
 {
     int n = lua_gettop(L), c, w, r;
-    cs_tcp *t;
 
     if (n != 4) /* 0.10.23 says "settimeout:" here too: the oracle's text */
         return luaL_error(L,
@@ -857,12 +996,7 @@ static int tcp_settimeouts(lua_State *L)
     c = tcp_check_timeout(L, 2);
     w = tcp_check_timeout(L, 3);
     r = tcp_check_timeout(L, 4);
-    t = cs_tcp_self(L);
-    if (t != NULL) {
-        t->connect_ms = c;
-        t->send_ms = w;
-        t->read_ms = r;
-    }
+    tcp_store_timeouts(L, c, w, r);
     return 0;
 }
 
@@ -904,7 +1038,7 @@ static int tcp_option(lua_State *L, int set)
     int i, value = 0;
     socklen_t len = sizeof(value);
 
-    if (t == NULL || !t->ever)
+    if (!cs_tcp_ever(L, t))
         return luaL_error(L, "socket is never created nor connected");
     if (lua_isnoneornil(L, 2))
         return cs_fail(L, "missing the \"option\" argument");
@@ -925,7 +1059,7 @@ static int tcp_option(lua_State *L, int set)
         lua_insert(L, -2);
         return 2;
     }
-    if (t->fd < 0)
+    if (t == NULL || t->fd < 0) /* NULL: parked */
         return cs_fail(L, "closed");
     if (set) {
         value = lua_isboolean(L, 3) ? lua_toboolean(L, 3)
@@ -965,7 +1099,7 @@ static int tcp_bind(lua_State *L)
     if (n != 2 && n != 3)
         return luaL_error(L, "expecting 2 arguments, but got %d", n);
     luaL_checkstring(L, 2);
-    t = cs_tcp_self(L);
+    t = cs_tcp_state(L);
     if (t == NULL)
         return luaL_error(L, "bad socket object");
     if (n == 3) {

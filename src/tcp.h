@@ -82,8 +82,19 @@ static inline int cs_tcp_can_read(const cs_tcp *t)
            !cs_tcp_connecting(t);
 }
 
-cs_tcp *cs_tcp_self(lua_State *L); /* may raise; NULL: never connected */
-void cs_tcp_close_fd(cs_tcp *t);   /* C only: ends the connection */
+/* The state of self (at 1), a table: NULL when it has none (never
+ * connected, or its connection parked with its state) or slot 1 holds
+ * something else.  Raises when self is not a table. */
+cs_tcp *cs_tcp_self(lua_State *L);
+/* The state of self, made if it has none (see tcp_new); NULL only for
+ * something else in slot 1.  May raise (memory). */
+cs_tcp *cs_tcp_state(lua_State *L);
+/* connect was called on self once (t: cs_tcp_self's) */
+int cs_tcp_ever(lua_State *L, cs_tcp *t);
+void cs_tcp_close_fd(cs_tcp *t); /* C only: ends the connection */
+/* setkeepalive's parking: t lets go of its connection, whose fd and TLS
+ * stay in t for the pool, as a closed object would.  C only. */
+void cs_tcp_detach(cs_tcp *t);
 void cs_push_errno(lua_State *L, int err);
 double cs_tcp_timeout(cs_tcp *t, int ms, double dflt_ms); /* seconds */
 /* Before t takes anything a finalizer must give back: __gc from now on.

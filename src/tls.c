@@ -391,9 +391,9 @@ static int tls_handshake_lua(lua_State *L)
                           "arguments (including the object), but seen %d",
                           n);
     t = cs_tcp_self(L);
-    if (t == NULL || !t->ever)
+    if (!cs_tcp_ever(L, t))
         return luaL_error(L, "socket is never created nor connected");
-    if (t->fd < 0 || t->read_closed || t->write_closed)
+    if (t == NULL || t->fd < 0 || t->read_closed || t->write_closed)
         return cs_fail(L, "closed");
     if (cs_tcp_connecting(t))
         return cs_fail(L, "socket busy connecting");
@@ -481,7 +481,7 @@ static int tls_handshake_lua(lua_State *L)
 /* setclientcert(pem_cert, pem_key): PEM strings (DECISIONS.md 4) */
 static int tls_setclientcert(lua_State *L)
 {
-    cs_tcp *t = cs_tcp_self(L);
+    cs_tcp *t = cs_tcp_state(L);
     size_t clen, klen;
     const char *cert, *key;
 
