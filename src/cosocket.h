@@ -226,6 +226,10 @@ void cs_ops_free(cs_sched *s); /* lua_close: the free list goes */
  * while nobody waits, calls this first: 1 means the io watcher lingered
  * and the op's watchers are now stopped. */
 int cs_op_unlinger(cs_op *op);
+/* op's io watcher watches fd for reading, started and unref'd as after a
+ * read (lingering), for its callback to see what comes while nobody
+ * waits; known: libev was told of fd already (see cs_io_set_known). */
+void cs_op_linger_read(cs_op *op, int fd, int known);
 /* The op's fd was closed: the next arm tells libev it is a new file. */
 void cs_op_forget_fd(cs_op *op);
 /* w is to watch fd, a descriptor libev was told of (by ev_io_set) and that

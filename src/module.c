@@ -132,8 +132,8 @@ CS_EXPORT int luaopen_cosocket(lua_State *L)
     cs_open_semaphore(L, mod);
     cs_open_coroutine(L, mod);
     cs_open_config(L, mod);
+    cs_open_pool(L, mod); /* before tcp: its fast paths hold the anchors */
     cs_open_tcp(L, mod);
-    cs_open_pool(L, mod);
     cs_open_tls(L, mod);
     cs_open_ngx_helpers(L, mod);
     cs_open_udp(L, mod);

@@ -1,7 +1,12 @@
 /* Keepalive pools: see pool.h.  Pools live in a small hash table per
- * scheduler (no Lua in the watchers' callbacks); idle connections are
- * watched by unref'd libev watchers, so a script that pools a connection
- * still ends when its work is done. */
+ * scheduler (the watchers' callbacks touch Lua only to drop a parked
+ * state from the anchors table, through the scheduler's own coroutine).
+ * An idle connection stays
+ * in the state that parked it, watched by that state's own read watcher,
+ * left started (unref'd, as after a read: cs_op_linger_read), and by one
+ * keepalive timer per pool, also unref'd: a script that pools a connection
+ * still ends when its work is done, and parking and taking a connection
+ * start and stop no watcher. */
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -21,9 +26,8 @@ typedef struct pool_item {
     struct pool_item *next, *prev; /* most recently parked first */
     cs_pool *pool;
     cs_tcp *t;
-    int ref;       /* registry reference to t's userdata */
-    ev_io io;      /* the peer closes or sends: close it */
-    ev_timer idle; /* keepalive timeout */
+    int slot;   /* where the anchors table holds t's userdata */
+    double due; /* ev_now when the keepalive timeout ends it; 0: never */
 } pool_item;
 
 struct cs_pool {
@@ -33,6 +37,8 @@ struct cs_pool {
     int count;         /* connections counted: connecting, in use, idle */
     int nidle;
     pool_item *idle_head, *idle_tail;
+    ev_timer keepalive; /* for the earliest due, or earlier; unref'd */
+    double keepalive_due;
     struct cs_queue waiters; /* queued connects, FIFO */
     int nwaiters;
     size_t klen;
@@ -44,6 +50,11 @@ struct cs_pools {
     pool_item *spare; /* records of taken connections, for the next park */
     int nspare;
     cs_pool *last; /* the one cs_pool_get found last: usually the next */
+    /* The anchors table (in the registry) holds the userdata of every
+     * parked state at a slot of its own; free slots are kept here. */
+    int anchors_ref;
+    int *free_slots, nfree, free_cap;
+    int nslots; /* slots ever handed out: 1 to nslots */
 };
 
 #define SPARE_ITEMS_MAX 64 /* more are freed */
@@ -123,6 +134,10 @@ static void pool_maybe_free(cs_pool *pool)
 
     if (pool->count > 0 || pool->nwaiters > 0 || pool->nidle > 0)
         return;
+    if (pool->s->loop != NULL && ev_is_active(&pool->keepalive)) {
+        ev_ref(pool->s->loop); /* unref'd: ref first, as libev wants */
+        ev_timer_stop(pool->s->loop, &pool->keepalive);
+    }
     p = pool_slot(pool->s, pool->key, pool->klen);
     if (*p == pool)
         *p = pool->next;
@@ -148,33 +163,49 @@ static void item_unlink(pool_item *it)
     pool->nidle--;
 }
 
-/* Stops the unref'd watchers: ref first, or libev's count goes wrong. */
-static void item_unwatch(pool_item *it)
-{
-    struct ev_loop *loop = it->pool->s->loop;
-
-    if (loop == NULL)
-        return;
-    if (ev_is_active(&it->io)) {
-        ev_ref(loop);
-        ev_io_stop(loop, &it->io);
-    }
-    if (ev_is_active(&it->idle)) {
-        ev_ref(loop);
-        ev_timer_stop(loop, &it->idle);
-    }
-}
-
 static void pool_slot_freed(cs_pool *pool);
 
-/* The pool lets go of the parked state (C only: the scheduler's own
- * coroutine drops the reference; none left inside lua_close). */
+/* A free slot of the anchors table; 0: no memory. */
+static int slot_take(struct cs_pools *p)
+{
+    if (p->nfree > 0)
+        return p->free_slots[--p->nfree];
+    if (p->nslots == p->free_cap) { /* room for each to come back */
+        int cap = p->free_cap > 0 ? 2 * p->free_cap : 16;
+        int *n = realloc(p->free_slots, (size_t)cap * sizeof(*n));
+        if (n == NULL)
+            return 0;
+        p->free_slots = n;
+        p->free_cap = cap;
+    }
+    return ++p->nslots;
+}
+
+/* Pushes the anchors table. */
+static void push_anchors(lua_State *L, struct cs_pools *p)
+{
+    lua_rawgeti(L, LUA_REGISTRYINDEX, p->anchors_ref);
+}
+
+void cs_pool_push_anchors(lua_State *L, cs_sched *s)
+{
+    push_anchors(L, s->pools);
+}
+
+/* The pool lets go of the parked state (C only, through the scheduler's
+ * own coroutine; nothing to do inside lua_close). */
 static void item_unanchor(pool_item *it)
 {
-    lua_State *aux = it->pool->s->aux;
+    cs_sched *s = it->pool->s;
+    lua_State *aux = s->aux;
 
-    if (aux != NULL)
-        luaL_unref(aux, LUA_REGISTRYINDEX, it->ref);
+    if (aux == NULL)
+        return;
+    push_anchors(aux, s->pools);
+    lua_pushnil(aux);
+    lua_rawseti(aux, -2, it->slot);
+    lua_pop(aux, 1);
+    s->pools->free_slots[s->pools->nfree++] = it->slot;
 }
 
 /* Closes an idle connection: its slot frees up for a queued connect. */
@@ -182,32 +213,76 @@ static void item_close(pool_item *it)
 {
     cs_pool *pool = it->pool;
 
-    item_unwatch(it);
     item_unlink(it);
-    cs_tcp_close_fd(it->t);
+    it->t->parked = NULL;
+    cs_tcp_close_fd(it->t); /* its read watcher stops with it */
     item_unanchor(it);
     item_free(pool->s, it);
     pool->count--;
     pool_slot_freed(pool);
 }
 
-static void item_on_readable(EV_P_ ev_io *w, int revents)
+/* closing it closes the last connection counted in its pool: the pool
+ * goes too (pool_maybe_free) */
+static int item_is_last(const pool_item *it)
 {
-    pool_item *it = cs_container_of(w, pool_item, io);
+    const cs_pool *pool = it->pool;
 
-    (void)loop;
-    (void)revents;
-    /* TLS-only records (1.3 session tickets) keep it (DECISIONS.md 7) */
-    if (it->t->tls != NULL && !cs_tls_idle_check(it->t->tls, it->t->fd))
-        return;
-    item_close(it); /* EOF, error or data */
+    return pool->count == 1 && pool->nidle == 1 && pool->nwaiters == 0;
 }
 
-static void item_on_idle_timeout(EV_P_ ev_timer *w, int revents)
+void cs_pool_idle_readable(cs_tcp *t)
 {
-    (void)loop;
+    /* TLS-only records (1.3 session tickets) keep it (DECISIONS.md 7) */
+    if (t->tls != NULL && !cs_tls_idle_check(t->tls, t->fd))
+        return;
+    item_close(t->parked); /* EOF, error or data */
+}
+
+/* The keepalive timer fires at the earliest due, or ahead of it.  It
+ * repeats (so that libev never stops it by itself, unref'd), with the time
+ * to the due it is set for. */
+static void keepalive_set(cs_pool *pool, double due)
+{
+    struct ev_loop *loop = pool->s->loop;
+    double in = due - ev_now(loop);
+    int was_active = ev_is_active(&pool->keepalive);
+
+    pool->keepalive_due = due;
+    pool->keepalive.repeat = in > 0.001 ? in : 0.001;
+    ev_timer_again(loop, &pool->keepalive);
+    if (!was_active)
+        ev_unref(loop);
+}
+
+static void keepalive_on_timer(EV_P_ ev_timer *w, int revents)
+{
+    cs_pool *pool = cs_container_of(w, cs_pool, keepalive);
+    double now = ev_now(loop), next = 0;
+    pool_item *it;
+
     (void)revents;
-    item_close(cs_container_of(w, pool_item, idle));
+    for (;;) { /* one at a time: a close may hand others to a queued connect */
+        for (it = pool->idle_tail; it != NULL; it = it->prev)
+            if (it->due > 0 && it->due <= now)
+                break;
+        if (it == NULL)
+            break;
+        if (item_is_last(it)) {
+            item_close(it); /* and the pool with its timer */
+            return;
+        }
+        item_close(it);
+    }
+    for (it = pool->idle_head; it != NULL; it = it->next)
+        if (it->due > 0 && (next == 0 || it->due < next))
+            next = it->due;
+    if (next > 0) {
+        keepalive_set(pool, next);
+        return;
+    }
+    ev_ref(loop);
+    ev_timer_stop(loop, w);
 }
 
 /* t, connected to fd and counted in pool: open for use again */
@@ -223,9 +298,7 @@ static void state_reopen(cs_tcp *t, cs_pool *pool, int fd)
     t->counted = 1;
     t->conn_errno = 0;
     t->next_addr = 0;
-    /* the same open file libev watched: no EV__IOFDSET, no epoll_ctl (the
-     * write record, lent per operation, learns it at its first wait) */
-    cs_io_set_known(&t->rd.io, fd, EV_READ);
+    t->parked = NULL;
 }
 
 /* Hands the idle connection it to t, a state other than the one that
@@ -236,8 +309,12 @@ static void item_give(pool_item *it, cs_tcp *t)
     cs_tcp *from = it->t;
     int fd = from->fd;
 
-    item_unwatch(it);
     item_unlink(it);
+    from->parked = NULL;
+    cs_op_forget_fd(&from->rd); /* its watcher stops: t's takes over */
+    /* the same open file libev watched: no EV__IOFDSET, no epoll_ctl (the
+     * write record, lent per operation, learns it at its first wait) */
+    cs_io_set_known(&t->rd.io, fd, EV_READ);
     t->reused = from->reused;
     t->is_unix = from->is_unix;
     t->nodelay = from->nodelay;
@@ -259,10 +336,13 @@ cs_tcp *cs_pool_take(lua_State *L, cs_pool *pool)
     if (it == NULL)
         return NULL;
     t = it->t;
-    item_unwatch(it);
     item_unlink(it);
-    lua_rawgeti(L, LUA_REGISTRYINDEX, it->ref);
-    luaL_unref(L, LUA_REGISTRYINDEX, it->ref);
+    push_anchors(L, pool->s->pools);
+    lua_rawgeti(L, -1, it->slot);
+    lua_pushnil(L);
+    lua_rawseti(L, -3, it->slot);
+    lua_remove(L, -2);
+    pool->s->pools->free_slots[pool->s->pools->nfree++] = it->slot;
     state_reopen(t, pool, t->fd);
     item_free(pool->s, it);
     return t;
@@ -368,6 +448,42 @@ void cs_pool_release(cs_tcp *t)
 
 /* ---- setkeepalive ------------------------------------------------------ */
 
+/* Links it, holding t (counted in pool, anchored at it->slot), as the most
+ * recently parked: t's connection idles from now on, watched by t's read
+ * watcher and the pool's keepalive timer. */
+static void park_item(pool_item *it, cs_pool *pool, cs_tcp *t,
+                      double timeout_ms)
+{
+    cs_sched *s = t->s;
+
+    it->pool = pool;
+    it->t = t;
+    it->next = pool->idle_head;
+    if (pool->idle_head != NULL)
+        pool->idle_head->prev = it;
+    else
+        pool->idle_tail = it;
+    pool->idle_head = it;
+    pool->nidle++;
+    /* closed if the peer closes or sends */
+    cs_op_linger_read(&t->rd, t->fd,
+                      t->rd.io.fd == t->fd ||
+                          (t->wr != NULL && t->wr->io.fd == t->fd));
+    t->parked = it;
+    if (timeout_ms > 0) {
+        it->due = ev_now(s->loop) + timeout_ms / 1000.0;
+        if (!ev_is_active(&pool->keepalive)) {
+            ev_init(&pool->keepalive, keepalive_on_timer);
+            keepalive_set(pool, it->due);
+        } else if (it->due < pool->keepalive_due) {
+            keepalive_set(pool, it->due);
+        }
+    }
+    t->counted = 0;
+    t->pool = NULL;
+    cs_tcp_detach(t); /* t is closed; its fd and TLS wait in the pool */
+}
+
 int cs_pool_park(lua_State *L, cs_tcp *t, int size_idx, double timeout_ms)
 {
     cs_sched *s = t->s;
@@ -402,6 +518,10 @@ int cs_pool_park(lua_State *L, cs_tcp *t, int size_idx, double timeout_ms)
         }
     }
     it = item_new(s);
+    if (it != NULL && (it->slot = slot_take(s->pools)) == 0) {
+        item_free(s, it);
+        it = NULL;
+    }
     if (it == NULL) {
         lua_pushliteral(L, "no memory");
         return 0;
@@ -410,35 +530,33 @@ int cs_pool_park(lua_State *L, cs_tcp *t, int size_idx, double timeout_ms)
         pool->count++; /* made before the pool existed: counted now */
     if (pool->nidle >= pool->size)
         item_close(pool->idle_tail); /* the least recently parked goes */
+    push_anchors(L, s->pools);
     lua_rawgeti(L, 1, 1); /* the state of self */
-    it->ref = luaL_ref(L, LUA_REGISTRYINDEX);
-    it->pool = pool;
-    it->t = t;
-    it->next = pool->idle_head;
-    if (pool->idle_head != NULL)
-        pool->idle_head->prev = it;
-    else
-        pool->idle_tail = it;
-    pool->idle_head = it;
-    pool->nidle++;
-    ev_init(&it->io, item_on_readable);
-    if (t->rd.io.fd == t->fd || (t->wr != NULL && t->wr->io.fd == t->fd))
-        cs_io_set_known(&it->io, t->fd, EV_READ); /* no epoll_ctl */
-    else
-        ev_io_set(&it->io, t->fd, EV_READ);
-    ev_io_start(s->loop, &it->io);
-    ev_unref(s->loop);
-    if (timeout_ms > 0) {
-        ev_init(&it->idle, item_on_idle_timeout);
-        it->idle.repeat = timeout_ms / 1000.0;
-        ev_timer_again(s->loop, &it->idle); /* repeating: safe unref'd */
-        ev_unref(s->loop);
-    }
-    t->counted = 0;
-    t->pool = NULL;
-    cs_tcp_detach(t); /* t is closed; its fd and TLS wait in the pool */
+    lua_rawseti(L, -2, it->slot);
+    lua_pop(L, 1);
+    park_item(it, pool, t, timeout_ms);
     pool_slot_freed(pool);
     return 1;
+}
+
+int cs_pool_park_slot(cs_tcp *t, double timeout_ms)
+{
+    cs_pool *pool = t->pool;
+    pool_item *it;
+
+    if (pool == NULL || !t->counted || pool->nwaiters > 0 ||
+        pool->nidle >= pool->size)
+        return 0; /* a pool to make, a queued connect, an eviction */
+    it = item_new(t->s);
+    if (it == NULL)
+        return 0;
+    it->slot = slot_take(t->s->pools);
+    if (it->slot == 0) {
+        item_free(t->s, it);
+        return 0;
+    }
+    park_item(it, pool, t, timeout_ms);
+    return it->slot;
 }
 
 void cs_pool_close_idle(cs_sched *s)
@@ -479,6 +597,9 @@ void cs_pools_free(cs_sched *s)
         s->pools->buckets[i] = NULL;
     }
     s->pools->last = NULL;
+    free(s->pools->free_slots);
+    s->pools->free_slots = NULL;
+    s->pools->nfree = s->pools->free_cap = s->pools->nslots = 0;
     while (s->pools->spare != NULL) {
         pool_item *it = s->pools->spare;
         s->pools->spare = it->next;
@@ -523,6 +644,8 @@ void cs_open_pool(lua_State *L, int mod)
     s->pools = lua_newuserdata(L, sizeof(*s->pools));
     memset(s->pools, 0, sizeof(*s->pools));
     s->pools_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+    lua_newtable(L);
+    s->pools->anchors_ref = luaL_ref(L, LUA_REGISTRYINDEX);
     s->on_shutdown = cs_pool_close_idle;
     cs_register(L, mod, funcs);
 }

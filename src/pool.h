@@ -30,12 +30,24 @@ void cs_pool_dequeue(cs_tcp *t); /* timeout or kill of a queued connect */
  * connect gets it). C only. */
 void cs_pool_release(cs_tcp *t);
 
+/* The read watcher of t, whose connection idles in a pool, saw it
+ * readable: closed, unless TLS records without data woke it. C only. */
+void cs_pool_idle_readable(cs_tcp *t);
+
 /* setkeepalive's parking of t, the state in slot 1 of self (at 1), which
  * the pool anchors from now on: 0 and a message pushed on failure. May
  * raise for a bad size argument (at index size_idx) when the pool must be
  * created. */
 int cs_pool_park(lua_State *L, cs_tcp *t, int size_idx, double timeout_ms);
 
+/* setkeepalive() without Lua (LuaJIT's FFI path): parks t, which holds a
+ * plain connection, counted in its pool, free of anything to report; its
+ * anchors slot returned, where the caller must store t's userdata at once.
+ * 0: the C method must do it (no pool yet, a queued connect to hand it
+ * to, an eviction, no memory).  C only. */
+int cs_pool_park_slot(cs_tcp *t, double timeout_ms);
+/* The anchors table (pool.c), pushed: where parked states are held. */
+void cs_pool_push_anchors(lua_State *L, cs_sched *s);
 void cs_pool_close_idle(cs_sched *s); /* shutdown: close every idle one */
 void cs_pools_free(cs_sched *s);      /* lua_close */
 void cs_open_pool(lua_State *L, int mod);

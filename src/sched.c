@@ -137,6 +137,27 @@ int cs_op_unlinger(cs_op *op)
     return 1;
 }
 
+void cs_op_linger_read(cs_op *op, int fd, int known)
+{
+    struct ev_loop *loop = op->s->loop;
+
+    if (op->lingering && op->io.fd == fd &&
+        (op->io.events & (EV_READ | EV_WRITE)) == EV_READ)
+        return; /* so it is, since the last read */
+    if (op->lingering) {
+        op->lingering = 0;
+        ev_ref(loop);
+        ev_io_stop(loop, &op->io);
+    }
+    if (known)
+        cs_io_set_known(&op->io, fd, EV_READ);
+    else
+        ev_io_set(&op->io, fd, EV_READ);
+    ev_io_start(loop, &op->io);
+    ev_unref(loop);
+    op->lingering = 1;
+}
+
 void cs_op_forget_fd(cs_op *op)
 {
     cs_op_unlinger(op);

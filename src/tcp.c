@@ -142,9 +142,8 @@ void cs_tcp_close_fd(cs_tcp *t)
 
 void cs_tcp_detach(cs_tcp *t)
 {
-    if (t->wr != NULL) /* the pool's watcher has the descriptor now */
+    if (t->wr != NULL) /* the read watcher watches it for the pool */
         cs_op_forget_fd(t->wr);
-    cs_op_forget_fd(&t->rd);
     tcp_let_go(t);
 }
 
@@ -261,6 +260,16 @@ static cs_tcp *tcp_new_state(lua_State *L, cs_sched *s)
     return t;
 }
 
+void cs_tcp_adopt(cs_tcp *t)
+{
+    cs_sched *s = t->s;
+
+    t->ever = 1;
+    t->rd_want = 0;
+    cs_own(s->current != NULL ? s->current->handler : &s->main_handler,
+           &t->owned);
+}
+
 int cs_tcp_ever(lua_State *L, cs_tcp *t)
 {
     return t != NULL ? t->ever : tcp_stateless(L) == TCP_PARKED;
@@ -318,8 +327,7 @@ static void tcp_queue_on_arm(cs_op *op)
     cs_pool_enqueue(op->self);
 }
 
-/* 0: nothing to read; 1: bytes are waiting; -1: the peer closed. */
-static int tcp_peek_dubious(cs_tcp *t)
+int cs_tcp_peek_dubious(cs_tcp *t)
 {
     char c;
     ssize_t n = recv(t->fd, &c, 1, MSG_PEEK | MSG_DONTWAIT);
@@ -751,11 +759,7 @@ static int tcp_connect(lua_State *L)
         if (t != NULL) {
             lua_rawseti(L, 1, 1);
             tcp_load_timeouts(L, t);
-            t->ever = 1;
-            t->rd_want = 0;
-            cs_own(s->current != NULL ? s->current->handler
-                                      : &s->main_handler,
-                   &t->owned);
+            cs_tcp_adopt(t);
             lua_pushinteger(L, 1);
             return 1;
         }
@@ -881,8 +885,8 @@ static int tcp_setkeepalive(lua_State *L)
     /* TLS: records without data (1.3 tickets) are read, not unread data.
      * Plain: always peek; ngx knows a FIN that came with the last bytes
      * from epoll (EPOLLRDHUP), which libev does not give us */
-    dubious =
-        t->tls != NULL ? cs_tls_idle_check(t->tls, t->fd) : tcp_peek_dubious(t);
+    dubious = t->tls != NULL ? cs_tls_idle_check(t->tls, t->fd)
+                             : cs_tcp_peek_dubious(t);
     if (dubious < 0) /* the peer closed: ngx saw the EOF too */
         return cs_fail(L, "closed");
     busy = tcp_busy(t, 1, 1);
@@ -1172,7 +1176,6 @@ void cs_open_tcp(lua_State *L, int mod)
                                        {NULL, NULL}};
 
     cs_socket_class(L, mod, TCP_MT, TCP_STATE_MT, tcp_state_gc, methods);
-    cs_open_tcp_ffi(L, TCP_MT, TCP_STATE_MT);
     s = lua_touserdata(L, mod + 1);
     tcp_state_metatables(L, s);
     /* tcp(): the scheduler and the metatables as upvalues, so making a
@@ -1184,6 +1187,7 @@ void cs_open_tcp(lua_State *L, int mod)
     lua_pushvalue(L, -1);
     lua_setfield(L, mod, "tcp");
     lua_setfield(L, mod, "stream");
+    cs_open_tcp_ffi(L, mod, TCP_MT, TCP_STATE_MT); /* may replace them */
     if (luaL_loadbuffer(L, tcp_lua, sizeof(tcp_lua) - 1, "=cosocket.connect") !=
         LUA_OK)
         lua_error(L);

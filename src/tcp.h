@@ -45,11 +45,12 @@ typedef struct cs_tcp {
     size_t pending_off, pending_len, send_total;
     struct sockaddr_storage *bind_addr; /* bind(): used by connect */
     socklen_t bind_len;
-    int reused;            /* getreusedtimes() */
-    struct cs_pool *pool;  /* the pool its connection counts against */
-    unsigned char counted; /* counted in pool->count */
-    unsigned char queued;  /* its connect waits in the pool's backlog */
-    char *key;             /* pool key, while no pool counts the connection */
+    int reused;               /* getreusedtimes() */
+    struct cs_pool *pool;     /* the pool its connection counts against */
+    struct pool_item *parked; /* while its connection idles in a pool */
+    unsigned char counted;    /* counted in pool->count */
+    unsigned char queued;     /* its connect waits in the pool's backlog */
+    char *key; /* pool key, while no pool counts the connection */
     size_t klen;
     /* TLS (tls.c): the context and its callbacks' record, once handshaked */
     struct tls *tls;
@@ -89,6 +90,12 @@ cs_tcp *cs_tcp_self(lua_State *L);
 /* The state of self, made if it has none (see tcp_new); NULL only for
  * something else in slot 1.  May raise (memory). */
 cs_tcp *cs_tcp_state(lua_State *L);
+/* connect took t, a pooled connection's state, for a new object: it is
+ * the running handler's (the object's timeouts are set apart). */
+void cs_tcp_adopt(cs_tcp *t);
+/* setkeepalive's look at a plain connection: 0 nothing to read; 1 bytes
+ * are waiting; -1 the peer closed. */
+int cs_tcp_peek_dubious(cs_tcp *t);
 /* connect was called on self once (t: cs_tcp_self's) */
 int cs_tcp_ever(lua_State *L, cs_tcp *t);
 void cs_tcp_close_fd(cs_tcp *t); /* C only: ends the connection */
@@ -119,6 +126,7 @@ void cs_tcp_io_init(cs_tcp *t);
 void cs_open_tcp_io(lua_State *L, int mod);
 
 /* tcp_ffi.c: LuaJIT's fast receive, receiveany and send, over the C methods */
-void cs_open_tcp_ffi(lua_State *L, const char *mt, const char *state_mt);
+void cs_open_tcp_ffi(lua_State *L, int mod, const char *mt,
+                     const char *state_mt);
 
 #endif

@@ -20,6 +20,7 @@
 
 #include "tcp.h"
 #include "compat.h"
+#include "pool.h"
 
 /* what ffi_line and ffi_bytes return when they do not take the bytes */
 #define FFI_C    (-1) /* the C method must do it */
@@ -134,11 +135,33 @@ static int ffi_send(void *state, const char *p, size_t len)
     return 0;
 }
 
+/* setkeepalive() of a plain connection with nothing to report and a pool
+ * to take it as it is: parks it with the state, whose anchors slot is
+ * returned for the Lua side to store the state's userdata at, at once.
+ * 0: the C method must do it (it reports, closes, makes the pool...). */
+static int ffi_park(void *state)
+{
+    cs_tcp *t = state;
+    double timeout = t->s->cfg.keepalive_timeout;
+
+    if (t->fd < 0 || t->read_closed || t->write_closed || t->eof ||
+        t->tls != NULL || (t->wr != NULL && t->wr->pending) || t->rd.pending ||
+        cs_buffer_len(&t->buf) > 0 || t->s->exiting || t->bind_addr != NULL ||
+        t->client_cert != NULL || t->client_key != NULL ||
+        cs_tcp_peek_dubious(t) != 0)
+        return 0;
+    return cs_pool_park_slot(t, timeout < 0 ? 0 : timeout);
+}
+
 static const char fast_methods[] =
     "local receive, receiveany, send, state_mt, line_fn, bytes_fn, any_fn, "
-    "done_fn, send_fn, wait_read, WAIT = ...\n"
+    "done_fn, send_fn, wait_read, WAIT, setkeepalive, tcp, mt, anchors, "
+    "park_fn = ...\n"
     "local ok, ffi = pcall(require, 'ffi')\n"
-    "if not ok then return receive, receiveany, send end\n"
+    "if not ok then return receive, receiveany, send, setkeepalive, tcp "
+    "end\n"
+    "local new_tab = require('table.new')\n"
+    "local setmetatable = setmetatable\n"
     "local cast, ffi_string, sub = ffi.cast, ffi.string, string.sub\n"
     "local getmetatable, rawget, type, select = getmetatable, rawget, "
     "type, select\n"
@@ -150,6 +173,7 @@ static const char fast_methods[] =
     "local done = cast('void (*)(void *, size_t)', done_fn)\n"
     "local fsend = cast('int (*)(void *, const char *, size_t)', "
     "send_fn)\n"
+    "local park = cast('int (*)(void *)', park_fn)\n"
     "local at, skip = ffi.new('const char *[1]'), ffi.new('size_t[1]')\n"
     /* wait_read's results go on through select's CALLMT: LuaJIT then ends
      * a trace at the call and goes on in the interpreter when the thread
@@ -244,10 +268,36 @@ static const char fast_methods[] =
     "  if select('#', ...) == 2 then return string_send(...) end\n"
     "  return send(...)\n"
     "end\n"
-    "return fast_receive, fast_receiveany, fast_send\n";
+    /* setkeepalive parks the state itself (pool.h): anchors[i] holds it
+     * while parked, and slot 1 of the object says false */
+    "local function fast_setkeepalive(...)\n"
+    "  local self = ...\n"
+    "  if select('#', ...) == 1 and type(self) == 'table' then\n"
+    "    local state = rawget(self, 1)\n"
+    "    if getmetatable(state) == state_mt then\n"
+    "      local i = park(state)\n"
+    "      if i > 0 then\n"
+    "        anchors[i] = state\n"
+    "        rawset(self, 1, false)\n"
+    "        return 1\n"
+    "      end\n"
+    "    end\n"
+    "  end\n"
+    "  return setkeepalive(...)\n"
+    "end\n"
+    /* the table tcp() makes (tcp_new), made where a trace can */
+    "local function fast_tcp(...)\n"
+    "  if select('#', ...) ~= 0 then return tcp(...) end\n"
+    "  return setmetatable(new_tab(4, 0), mt)\n"
+    "end\n"
+    "return fast_receive, fast_receiveany, fast_send, fast_setkeepalive, "
+    "fast_tcp\n";
 
-void cs_open_tcp_ffi(lua_State *L, const char *mt, const char *state_mt)
+void cs_open_tcp_ffi(lua_State *L, int mod, const char *mt,
+                     const char *state_mt)
 {
+    cs_sched *s = lua_touserdata(L, mod + 1);
+
     lua_getglobal(L, "jit");
     if (lua_isnil(L, -1)) { /* PUC Lua: no FFI */
         lua_pop(L, 1);
@@ -270,7 +320,16 @@ void cs_open_tcp_ffi(lua_State *L, const char *mt, const char *state_mt)
     lua_pushlightuserdata(L, (void *)(uintptr_t)ffi_send);
     lua_pushcfunction(L, ffi_wait_read);
     lua_pushinteger(L, FFI_WAIT);
-    lua_call(L, 11, 3);
+    lua_getfield(L, -13, "setkeepalive");
+    lua_getfield(L, mod, "tcp");
+    luaL_getmetatable(L, mt);
+    cs_pool_push_anchors(L, s);
+    lua_pushlightuserdata(L, (void *)(uintptr_t)ffi_park);
+    lua_call(L, 16, 5);
+    lua_pushvalue(L, -1);
+    lua_setfield(L, mod, "tcp");
+    lua_setfield(L, mod, "stream");
+    lua_setfield(L, -5, "setkeepalive");
     lua_setfield(L, -4, "send");
     lua_setfield(L, -3, "receiveany");
     lua_setfield(L, -2, "receive");

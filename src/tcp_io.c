@@ -17,6 +17,7 @@
 #include "compat.h"
 #include "tls.h"
 #include "gather.h"
+#include "pool.h"
 
 #define SEND_IOV_MAX 1024 /* Linux UIO_MAXIOV */
 #define READ_MIN     4096
@@ -339,6 +340,10 @@ static void tcp_on_readable(EV_P_ ev_io *w, int revents)
 
     (void)loop;
     (void)revents;
+    if (t->parked != NULL) { /* idle in a pool: the pool's to close */
+        cs_pool_idle_readable(t);
+        return;
+    }
     t->may_read = 1;
     if (cs_op_unlinger(op))
         return; /* bytes came while nobody read: the next read takes them */
