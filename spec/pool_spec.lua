@@ -358,6 +358,23 @@ describe("connection pools", function()
         assert.equal(1, accepted(srv))
       end)
 
+    -- LuaJIT takes a pooled connection on a fast path that must count the
+    -- arguments as the C method does
+    it("counts connect's arguments as ever when a parked connection waits", function()
+      local srv = fixture("script")
+      line_echo(srv):setkeepalive()
+      local sock = cs.tcp()
+      assert.has_error(function() sock:connect(srv.host, srv.port, nil, nil) end,
+        "ngx.socket connect: expecting 2, 3, or 4 arguments (including the object), but seen 5")
+      assert.has_error(function() sock.connect() end,
+        "ngx.socket connect: expecting 2, 3, or 4 arguments (including the object), but seen 0")
+      assert.same({ idle = 1, in_use = 0, queued = 0 }, stats(srv.key))
+      assert.equal(1, sock:connect(srv.host, srv.port, nil)) -- a nil 4th: 3
+      assert.equal(1, sock:getreusedtimes())
+      roundtrip(sock)
+      sock:close()
+    end)
+
     it("leaves bind()'s address with the object whose connection it parked", function()
       local l1, port1 = listener()
       local l2, port2 = listener()

@@ -51,7 +51,8 @@ struct cs_pools {
     int nspare;
     cs_pool *last; /* the one cs_pool_get found last: usually the next */
     /* The anchors table (in the registry) holds the userdata of every
-     * parked state at a slot of its own; free slots are kept here. */
+     * parked state at a slot of its own, and their count at 0 (LuaJIT's
+     * fast connect looks there first); free slots are kept here. */
     int anchors_ref;
     int *free_slots, nfree, free_cap;
     int nslots; /* slots ever handed out: 1 to nslots */
@@ -187,6 +188,22 @@ static void push_anchors(lua_State *L, struct cs_pools *p)
     lua_rawgeti(L, LUA_REGISTRYINDEX, p->anchors_ref);
 }
 
+/* anchors[slot] = the value on top (popped), or nil (value 0): the table
+ * at the top, below it, counts it at index 0 */
+static void anchor_set(lua_State *L, int slot, int value)
+{
+    lua_Integer n;
+
+    if (!value)
+        lua_pushnil(L);
+    lua_rawseti(L, -2, slot);
+    lua_rawgeti(L, -1, 0);
+    n = lua_tointeger(L, -1) + (value ? 1 : -1);
+    lua_pop(L, 1);
+    lua_pushinteger(L, n);
+    lua_rawseti(L, -2, 0);
+}
+
 void cs_pool_push_anchors(lua_State *L, cs_sched *s)
 {
     push_anchors(L, s->pools);
@@ -202,8 +219,7 @@ static void item_unanchor(pool_item *it)
     if (aux == NULL)
         return;
     push_anchors(aux, s->pools);
-    lua_pushnil(aux);
-    lua_rawseti(aux, -2, it->slot);
+    anchor_set(aux, it->slot, 0);
     lua_pop(aux, 1);
     s->pools->free_slots[s->pools->nfree++] = it->slot;
 }
@@ -328,7 +344,7 @@ static void item_give(pool_item *it, cs_tcp *t)
     item_free(pool->s, it);
 }
 
-cs_tcp *cs_pool_take(lua_State *L, cs_pool *pool)
+cs_tcp *cs_pool_take_slot(cs_pool *pool, int *slot)
 {
     pool_item *it = pool->idle_head;
     cs_tcp *t;
@@ -336,15 +352,26 @@ cs_tcp *cs_pool_take(lua_State *L, cs_pool *pool)
     if (it == NULL)
         return NULL;
     t = it->t;
+    *slot = it->slot;
     item_unlink(it);
-    push_anchors(L, pool->s->pools);
-    lua_rawgeti(L, -1, it->slot);
-    lua_pushnil(L);
-    lua_rawseti(L, -3, it->slot);
-    lua_remove(L, -2);
     pool->s->pools->free_slots[pool->s->pools->nfree++] = it->slot;
     state_reopen(t, pool, t->fd);
     item_free(pool->s, it);
+    return t;
+}
+
+cs_tcp *cs_pool_take(lua_State *L, cs_pool *pool)
+{
+    int slot;
+    cs_tcp *t = cs_pool_take_slot(pool, &slot);
+
+    if (t == NULL)
+        return NULL;
+    push_anchors(L, pool->s->pools);
+    lua_rawgeti(L, -1, slot);
+    lua_insert(L, -2); /* the state, then the table */
+    anchor_set(L, slot, 0);
+    lua_pop(L, 1);
     return t;
 }
 
@@ -532,7 +559,7 @@ int cs_pool_park(lua_State *L, cs_tcp *t, int size_idx, double timeout_ms)
         item_close(pool->idle_tail); /* the least recently parked goes */
     push_anchors(L, s->pools);
     lua_rawgeti(L, 1, 1); /* the state of self */
-    lua_rawseti(L, -2, it->slot);
+    anchor_set(L, it->slot, 1);
     lua_pop(L, 1);
     park_item(it, pool, t, timeout_ms);
     pool_slot_freed(pool);
@@ -645,6 +672,8 @@ void cs_open_pool(lua_State *L, int mod)
     memset(s->pools, 0, sizeof(*s->pools));
     s->pools_ref = luaL_ref(L, LUA_REGISTRYINDEX);
     lua_newtable(L);
+    lua_pushinteger(L, 0);
+    lua_rawseti(L, -2, 0);
     s->pools->anchors_ref = luaL_ref(L, LUA_REGISTRYINDEX);
     s->on_shutdown = cs_pool_close_idle;
     cs_register(L, mod, funcs);

@@ -24,6 +24,10 @@ void cs_pool_enqueue(cs_tcp *t); /* C only: t->conn is armed */
  * recent idle connection, pushed, connected and counted again; NULL (and
  * nothing pushed) when none is idle. */
 cs_tcp *cs_pool_take(lua_State *L, cs_pool *pool);
+/* The same without Lua (LuaJIT's FFI path): the state's anchors slot in
+ * *slot, which the caller must read and clear at once (the slot is free
+ * again).  C only. */
+cs_tcp *cs_pool_take_slot(cs_pool *pool, int *slot);
 void cs_pool_dequeue(cs_tcp *t); /* timeout or kill of a queued connect */
 
 /* A connection counted against t->pool ended: frees its slot (a queued

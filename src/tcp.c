@@ -671,9 +671,7 @@ static int tcp_set_key(cs_tcp *t, cs_pool *pool, const char *key, size_t klen)
     return 1;
 }
 
-/* host .. ":" .. port into buf (room for hlen + 6): the default pool
- * name, as Lua would concatenate an integer port.  Returns its length. */
-static size_t pool_key(char *buf, const char *host, size_t hlen, int port)
+size_t cs_pool_key(char *buf, const char *host, size_t hlen, int port)
 {
     char digits[8];
     int n = 0;
@@ -729,7 +727,7 @@ static int tcp_connect(lua_State *L)
         port = (int)p;
         if (pool_idx == 0 && port > 0 && hlen < sizeof(kbuf) - 6 &&
             cs_shows_as_integer(L, 3)) {
-            klen = pool_key(kbuf, host, hlen, port); /* no Lua string */
+            klen = cs_pool_key(kbuf, host, hlen, port); /* no Lua string */
             key = kbuf;
         } else if (pool_idx == 0) { /* host .. ":" .. port as Lua shows it */
             lua_pushvalue(L, 2);

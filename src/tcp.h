@@ -96,6 +96,9 @@ void cs_tcp_adopt(cs_tcp *t);
 /* setkeepalive's look at a plain connection: 0 nothing to read; 1 bytes
  * are waiting; -1 the peer closed. */
 int cs_tcp_peek_dubious(cs_tcp *t);
+/* host .. ":" .. port into buf (room for hlen + 6): the default pool
+ * name, as Lua would concatenate an integer port.  Returns its length. */
+size_t cs_pool_key(char *buf, const char *host, size_t hlen, int port);
 /* connect was called on self once (t: cs_tcp_self's) */
 int cs_tcp_ever(lua_State *L, cs_tcp *t);
 void cs_tcp_close_fd(cs_tcp *t); /* C only: ends the connection */

@@ -10,8 +10,10 @@
  * the C method, so results and error messages are those of the C method: a
  * tail call leaves the caller's frame for luaL_argerror to name
  * ("receive").  The non-tail calls, wait_read and the C send of what the
- * kernel left of a string, cannot raise an argument error.  PUC Lua keeps
- * the C methods as they are. */
+ * kernel left of a string, cannot raise an argument error.  The same
+ * for the pool (pool.h): connect(host, port) taking a parked connection
+ * and setkeepalive() parking one, with the socket state itself, and for
+ * the table tcp() makes.  PUC Lua keeps the C methods as they are. */
 #include <errno.h>
 #include <limits.h>
 #include <stdint.h>
@@ -135,6 +137,43 @@ static int ffi_send(void *state, const char *p, size_t len)
     return 0;
 }
 
+/* connect(host, port) on an object without a state (never connected, or
+ * parked) whose default pool (host:port) has an idle connection: takes it,
+ * with the state that parked it (default timeouts: ffi_timeouts sets the
+ * object's).  Returns the anchors slot where that state is, for the Lua
+ * side to take it from at once; 0: the C method must do it. */
+static int ffi_take(void *sched, const char *host, size_t hlen, double port)
+{
+    char key[256];
+    size_t klen;
+    cs_pool *pool;
+    cs_tcp *t;
+    int slot;
+
+    if (!(port >= 1 && port <= 65535) || port != (double)(int)port ||
+        hlen >= sizeof(key) - 6 ||
+        (hlen >= 5 && strncasecmp(host, "unix:", 5) == 0))
+        return 0;
+    klen = cs_pool_key(key, host, hlen, (int)port);
+    pool = cs_pool_get(sched, key, klen, 0, -1);
+    t = pool != NULL ? cs_pool_take_slot(pool, &slot) : NULL;
+    if (t == NULL)
+        return 0;
+    t->connect_ms = t->send_ms = t->read_ms = 0;
+    cs_tcp_adopt(t);
+    return slot;
+}
+
+/* the object's settimeout(s) values, for the state ffi_take gave it */
+static void ffi_timeouts(void *state, int c, int w, int r)
+{
+    cs_tcp *t = state;
+
+    t->connect_ms = c;
+    t->send_ms = w;
+    t->read_ms = r;
+}
+
 /* setkeepalive() of a plain connection with nothing to report and a pool
  * to take it as it is: parks it with the state, whose anchors slot is
  * returned for the Lua side to store the state's userdata at, at once.
@@ -155,11 +194,11 @@ static int ffi_park(void *state)
 
 static const char fast_methods[] =
     "local receive, receiveany, send, state_mt, line_fn, bytes_fn, any_fn, "
-    "done_fn, send_fn, wait_read, WAIT, setkeepalive, tcp, mt, anchors, "
-    "park_fn = ...\n"
+    "done_fn, send_fn, wait_read, WAIT, connect, setkeepalive, tcp, mt, "
+    "sched, anchors, take_fn, park_fn, timeouts_fn = ...\n"
     "local ok, ffi = pcall(require, 'ffi')\n"
-    "if not ok then return receive, receiveany, send, setkeepalive, tcp "
-    "end\n"
+    "if not ok then return receive, receiveany, send, connect, "
+    "setkeepalive, tcp end\n"
     "local new_tab = require('table.new')\n"
     "local setmetatable = setmetatable\n"
     "local cast, ffi_string, sub = ffi.cast, ffi.string, string.sub\n"
@@ -173,7 +212,13 @@ static const char fast_methods[] =
     "local done = cast('void (*)(void *, size_t)', done_fn)\n"
     "local fsend = cast('int (*)(void *, const char *, size_t)', "
     "send_fn)\n"
+    "local take = cast('int (*)(void *, const char *, size_t, double)', "
+    "take_fn)\n"
+    "local timeouts = cast('void (*)(void *, int, int, int)', "
+    "timeouts_fn)\n"
     "local park = cast('int (*)(void *)', park_fn)\n"
+    /* a cdata: a light userdata argument is not compiled */
+    "sched = cast('void *', sched)\n"
     "local at, skip = ffi.new('const char *[1]'), ffi.new('size_t[1]')\n"
     /* wait_read's results go on through select's CALLMT: LuaJIT then ends
      * a trace at the call and goes on in the interpreter when the thread
@@ -268,8 +313,34 @@ static const char fast_methods[] =
     "  if select('#', ...) == 2 then return string_send(...) end\n"
     "  return send(...)\n"
     "end\n"
-    /* setkeepalive parks the state itself (pool.h): anchors[i] holds it
-     * while parked, and slot 1 of the object says false */
+    /* A pooled connect and setkeepalive hand the state itself over
+     * (pool.h): slot 1 of the object, anchors[i] while parked.
+     * Uncompiled, select, rawset and each FFI call are C calls, which
+     * want LUA_MINSTACK free slots: made from the vararg entry of connect
+     * they grew the stack of every thread that then waits (see wait).  So
+     * that entry looks at its arguments with VARG and fast functions
+     * only, and makes such calls only when a parked connection exists
+     * (anchors[0] counts them). */
+    "local function fast_connect(...)\n"
+    "  local self, host, port, opts, extra = ...\n"
+    "  if anchors[0] > 0 and type(port) == 'number' and opts == nil and "
+    "extra == nil and type(host) == 'string' and type(self) == 'table' "
+    "and not rawget(self, 1) and select('#', ...) <= 4 then\n"
+    /* 4 arguments, the last nil, are 3 to the C method too */
+    "    local i = take(sched, host, #host, port)\n"
+    "    if i > 0 then\n"
+    "      local state = anchors[i]\n"
+    "      anchors[i] = nil\n"
+    "      anchors[0] = anchors[0] - 1\n"
+    "      self[1] = state\n" /* the socket metatable has no __newindex */
+    "      local c = rawget(self, 2)\n" /* settimeout(s) sets all three */
+    "      if c then timeouts(state, c, rawget(self, 3), "
+    "rawget(self, 4)) end\n"
+    "      return 1\n"
+    "    end\n"
+    "  end\n"
+    "  return connect(...)\n"
+    "end\n"
     "local function fast_setkeepalive(...)\n"
     "  local self = ...\n"
     "  if select('#', ...) == 1 and type(self) == 'table' then\n"
@@ -278,7 +349,8 @@ static const char fast_methods[] =
     "      local i = park(state)\n"
     "      if i > 0 then\n"
     "        anchors[i] = state\n"
-    "        rawset(self, 1, false)\n"
+    "        anchors[0] = anchors[0] + 1\n"
+    "        self[1] = false\n"
     "        return 1\n"
     "      end\n"
     "    end\n"
@@ -290,8 +362,8 @@ static const char fast_methods[] =
     "  if select('#', ...) ~= 0 then return tcp(...) end\n"
     "  return setmetatable(new_tab(4, 0), mt)\n"
     "end\n"
-    "return fast_receive, fast_receiveany, fast_send, fast_setkeepalive, "
-    "fast_tcp\n";
+    "return fast_receive, fast_receiveany, fast_send, fast_connect, "
+    "fast_setkeepalive, fast_tcp\n";
 
 void cs_open_tcp_ffi(lua_State *L, int mod, const char *mt,
                      const char *state_mt)
@@ -320,16 +392,21 @@ void cs_open_tcp_ffi(lua_State *L, int mod, const char *mt,
     lua_pushlightuserdata(L, (void *)(uintptr_t)ffi_send);
     lua_pushcfunction(L, ffi_wait_read);
     lua_pushinteger(L, FFI_WAIT);
-    lua_getfield(L, -13, "setkeepalive");
+    lua_getfield(L, -13, "connect");
+    lua_getfield(L, -14, "setkeepalive");
     lua_getfield(L, mod, "tcp");
     luaL_getmetatable(L, mt);
+    lua_pushlightuserdata(L, s);
     cs_pool_push_anchors(L, s);
+    lua_pushlightuserdata(L, (void *)(uintptr_t)ffi_take);
     lua_pushlightuserdata(L, (void *)(uintptr_t)ffi_park);
-    lua_call(L, 16, 5);
+    lua_pushlightuserdata(L, (void *)(uintptr_t)ffi_timeouts);
+    lua_call(L, 20, 6);
     lua_pushvalue(L, -1);
     lua_setfield(L, mod, "tcp");
     lua_setfield(L, mod, "stream");
-    lua_setfield(L, -5, "setkeepalive");
+    lua_setfield(L, -6, "setkeepalive");
+    lua_setfield(L, -5, "connect");
     lua_setfield(L, -4, "send");
     lua_setfield(L, -3, "receiveany");
     lua_setfield(L, -2, "receive");
