@@ -56,6 +56,11 @@ struct cs_pools {
     int anchors_ref;
     int *free_slots, nfree, free_cap;
     int nslots; /* slots ever handed out: 1 to nslots */
+    /* the pool cs_pool_of_hostport found last, and for what */
+    cs_pool *hp_pool;
+    int hp_port;
+    size_t hp_hlen;
+    char hp_host[64];
 };
 
 #define SPARE_ITEMS_MAX 64 /* more are freed */
@@ -128,6 +133,28 @@ cs_pool *cs_pool_get(cs_sched *s, const char *key, size_t klen, int size,
     return pool;
 }
 
+cs_pool *cs_pool_of_hostport(cs_sched *s, const char *host, size_t hlen,
+                             int port)
+{
+    struct cs_pools *p = s->pools;
+    char key[sizeof(p->hp_host) + 8];
+    cs_pool *pool;
+
+    if (p->hp_pool != NULL && p->hp_port == port && p->hp_hlen == hlen &&
+        memcmp(p->hp_host, host, hlen) == 0)
+        return p->hp_pool;
+    if (hlen > sizeof(p->hp_host))
+        return NULL; /* the C method's work */
+    pool = cs_pool_get(s, key, cs_pool_key(key, host, hlen, port), 0, -1);
+    if (pool != NULL) {
+        p->hp_pool = pool;
+        p->hp_port = port;
+        p->hp_hlen = hlen;
+        memcpy(p->hp_host, host, hlen);
+    }
+    return pool;
+}
+
 /* A pool with nothing counted and nobody queued goes (SPEC.md 8.1). */
 static void pool_maybe_free(cs_pool *pool)
 {
@@ -144,6 +171,8 @@ static void pool_maybe_free(cs_pool *pool)
         *p = pool->next;
     if (pool->s->pools->last == pool)
         pool->s->pools->last = NULL;
+    if (pool->s->pools->hp_pool == pool)
+        pool->s->pools->hp_pool = NULL;
     free(pool);
 }
 
@@ -624,6 +653,7 @@ void cs_pools_free(cs_sched *s)
         s->pools->buckets[i] = NULL;
     }
     s->pools->last = NULL;
+    s->pools->hp_pool = NULL;
     free(s->pools->free_slots);
     s->pools->free_slots = NULL;
     s->pools->nfree = s->pools->free_cap = s->pools->nslots = 0;

@@ -13,6 +13,13 @@ typedef struct cs_pool cs_pool;
 cs_pool *cs_pool_get(cs_sched *s, const char *key, size_t klen, int size,
                      int backlog);
 
+/* The pool of the key host .. ":" .. port (port: 1 to 65535), as
+ * cs_pool_get without creating one: NULL when missing or when the host is
+ * too long for its cache of the last one found (then the C method looks
+ * it up). */
+cs_pool *cs_pool_of_hostport(cs_sched *s, const char *host, size_t hlen,
+                             int port);
+
 /* connect's turn: attaches t to pool and gives it an idle connection
  * (CS_POOL_REUSED), a counted slot for a new one (CS_POOL_NEW), refuses
  * (CS_POOL_FULL: "too many waiting connect operations") or asks it to

@@ -71,19 +71,22 @@ static int tcp_stateless(lua_State *L)
     return r;
 }
 
-/* connect_ms, send_ms, read_ms from slots 2 to 4 of self, where
- * settimeout(s) keeps them: a state is made at the first connect, and a
- * parked one carries another object's. */
+/* Where settimeout(s) keeps the timeouts in the socket table, the slots of
+ * ngx's: a state is made at the first connect, and a parked one carries
+ * another object's. */
+enum { SLOT_CONNECT_MS = 2, SLOT_SEND_MS = 4, SLOT_READ_MS = 5 };
+
+/* connect_ms, send_ms, read_ms from their slots of self */
 static void tcp_load_timeouts(lua_State *L, cs_tcp *t)
 {
-    lua_rawgeti(L, 1, 2);
+    lua_rawgeti(L, 1, SLOT_CONNECT_MS);
     if (lua_isnil(L, -1)) { /* settimeout(s) sets all three or none */
         lua_pop(L, 1);
         t->connect_ms = t->send_ms = t->read_ms = 0;
         return;
     }
-    lua_rawgeti(L, 1, 3);
-    lua_rawgeti(L, 1, 4);
+    lua_rawgeti(L, 1, SLOT_SEND_MS);
+    lua_rawgeti(L, 1, SLOT_READ_MS);
     t->connect_ms = (int)lua_tointeger(L, -3);
     t->send_ms = (int)lua_tointeger(L, -2);
     t->read_ms = (int)lua_tointeger(L, -1);
@@ -296,14 +299,14 @@ cs_tcp *cs_tcp_state(lua_State *L)
  * needs one (connect, bind, setclientcert), or is a pooled connection's
  * (connect, see pool.h): a request that takes its connection from a pool
  * and parks it again allocates no state (DECISIONS.md 4: slot 1 holds the
- * state; slots 2 to 4 the timeouts, as ngx's table does). */
+ * state; slots 2, 4 and 5 the timeouts, as in ngx's table). */
 static int tcp_new(lua_State *L)
 {
     int n = lua_gettop(L);
 
     if (n != 0)
         return luaL_error(L, "expecting zero arguments, but got %d", n);
-    lua_createtable(L, 4, 0);
+    lua_createtable(L, SLOT_READ_MS, 0);
     lua_pushvalue(L, lua_upvalueindex(2)); /* TCP_MT */
     lua_setmetatable(L, -2);
     return 1;
@@ -954,17 +957,17 @@ static int tcp_check_timeout(lua_State *L, int idx)
     return (int)v;
 }
 
-/* into slots 2 to 4 of self (tcp_load_timeouts) and its state */
+/* into their slots of self (tcp_load_timeouts) and its state */
 static void tcp_store_timeouts(lua_State *L, int c, int w, int r)
 {
     cs_tcp *t = cs_tcp_self(L);
 
     lua_pushinteger(L, c);
-    lua_rawseti(L, 1, 2);
+    lua_rawseti(L, 1, SLOT_CONNECT_MS);
     lua_pushinteger(L, w);
-    lua_rawseti(L, 1, 3);
+    lua_rawseti(L, 1, SLOT_SEND_MS);
     lua_pushinteger(L, r);
-    lua_rawseti(L, 1, 4);
+    lua_rawseti(L, 1, SLOT_READ_MS);
     if (t != NULL) {
         t->connect_ms = c;
         t->send_ms = w;

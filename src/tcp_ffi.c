@@ -144,18 +144,15 @@ static int ffi_send(void *state, const char *p, size_t len)
  * side to take it from at once; 0: the C method must do it. */
 static int ffi_take(void *sched, const char *host, size_t hlen, double port)
 {
-    char key[256];
-    size_t klen;
     cs_pool *pool;
     cs_tcp *t;
     int slot;
 
     if (!(port >= 1 && port <= 65535) || port != (double)(int)port ||
-        hlen >= sizeof(key) - 6 ||
-        (hlen >= 5 && strncasecmp(host, "unix:", 5) == 0))
+        (hlen >= 5 && (host[0] | 0x20) == 'u' &&
+         strncasecmp(host, "unix:", 5) == 0))
         return 0;
-    klen = cs_pool_key(key, host, hlen, (int)port);
-    pool = cs_pool_get(sched, key, klen, 0, -1);
+    pool = cs_pool_of_hostport(sched, host, hlen, (int)port);
     t = pool != NULL ? cs_pool_take_slot(pool, &slot) : NULL;
     if (t == NULL)
         return 0;
@@ -334,8 +331,8 @@ static const char fast_methods[] =
     "      anchors[0] = anchors[0] - 1\n"
     "      self[1] = state\n" /* the socket metatable has no __newindex */
     "      local c = rawget(self, 2)\n" /* settimeout(s) sets all three */
-    "      if c then timeouts(state, c, rawget(self, 3), "
-    "rawget(self, 4)) end\n"
+    "      if c then timeouts(state, c, rawget(self, 4), "
+    "rawget(self, 5)) end\n"
     "      return 1\n"
     "    end\n"
     "  end\n"
@@ -360,7 +357,7 @@ static const char fast_methods[] =
     /* the table tcp() makes (tcp_new), made where a trace can */
     "local function fast_tcp(...)\n"
     "  if select('#', ...) ~= 0 then return tcp(...) end\n"
-    "  return setmetatable(new_tab(4, 0), mt)\n"
+    "  return setmetatable(new_tab(5, 0), mt)\n"
     "end\n"
     "return fast_receive, fast_receiveany, fast_send, fast_connect, "
     "fast_setkeepalive, fast_tcp\n";
