@@ -1179,12 +1179,11 @@ void cs_open_tcp(lua_State *L, int mod)
     cs_socket_class(L, mod, TCP_MT, TCP_STATE_MT, tcp_state_gc, methods);
     s = lua_touserdata(L, mod + 1);
     tcp_state_metatables(L, s);
-    /* tcp(): the scheduler and the metatables as upvalues, so making a
+    /* tcp(): the scheduler and the metatable as upvalues, so making a
      * socket looks nothing up by name */
     lua_pushvalue(L, mod + 1);
     luaL_getmetatable(L, TCP_MT);
-    lua_rawgeti(L, LUA_REGISTRYINDEX, s->tcp_mt_ref[0]);
-    lua_pushcclosure(L, tcp_new, 3);
+    lua_pushcclosure(L, tcp_new, 2);
     lua_pushvalue(L, -1);
     lua_setfield(L, mod, "tcp");
     lua_setfield(L, mod, "stream");
