@@ -509,6 +509,35 @@ describe("connection pools", function()
   end)
 
   describe("idle connections", function()
+    -- one keepalive timer per pool, set for the earliest due time: each
+    -- connection still ends after its own timeout, whatever the order
+    for _, order in ipairs { { 400, 60 }, { 60, 400 } } do
+      it(string.format("are closed each after its own timeout (%d ms parked first, then %d ms)",
+        order[1], order[2]), function()
+        local l, port, key = listener()
+        local a, b = cs.tcp(), cs.tcp()
+        assert.equal(1, a:connect("127.0.0.1", port))
+        local ca = accept(l)
+        assert.equal(1, b:connect("127.0.0.1", port))
+        local cb = accept(l)
+        local t0 = clock()
+        assert.equal(1, a:setkeepalive(order[1]))
+        assert.equal(1, b:setkeepalive(order[2]))
+        assert.same({ idle = 2, in_use = 0, queued = 0 }, stats(key))
+        local short = order[1] < order[2] and ca or cb
+        local long = short == ca and cb or ca
+        assert.is_true(wait_for(function() return stats(key).idle == 1 end, 1))
+        local first = clock() - t0
+        assert.is_true(first >= 0.05 and first < 0.35, "first after " .. first)
+        assert.equal("eof", peer_state(short))
+        assert.equal("open", peer_state(long, 0.05))
+        assert.is_true(wait_for(function() return stats(key) == nil end, 1))
+        local second = clock() - t0
+        assert.is_true(second >= 0.39, "second after " .. second)
+        assert.equal("eof", peer_state(long))
+      end)
+    end
+
     it("are closed when the keepalive timeout expires", function()
       local l, port, key = listener()
       local sock = cs.tcp()
