@@ -538,6 +538,37 @@ describe("connection pools", function()
       end)
     end
 
+    -- LuaJIT parks a connection taken from a pool without the C method
+    -- when the timeout is a whole number of milliseconds, or none
+    for _, timeout in ipairs { 60, 60.5 } do
+      it("are closed after setkeepalive(" .. timeout .. ", size) of a reused connection",
+        function()
+          local l, port, key = listener()
+          local sock = cs.tcp()
+          assert.equal(1, sock:connect("127.0.0.1", port))
+          local c = accept(l)
+          assert.equal(1, sock:setkeepalive(5000))
+          sock = cs.tcp()
+          assert.equal(1, sock:connect("127.0.0.1", port))
+          assert.equal(1, sock:getreusedtimes())
+          local t0 = clock()
+          local r = pack(pcall(sock.setkeepalive, sock, timeout, 3))
+          local lax = not (timeout % 1 ~= 0 and math.type)
+          if lax then
+            assert.same({ n = 2, true, 1 }, r)
+          else -- Lua 5.3+: 60.5 has no integer, checked after parking (0.10.23)
+            assert.is_false(r[1])
+            assert.matches("number has no integer representation", r[2], 1, true)
+          end
+          assert.same({ idle = 1, in_use = 0, queued = 0 }, stats(key))
+          if not lax then return end -- parked without a timeout (lua_tointeger: 0)
+          assert.is_true(wait_for(function() return stats(key) == nil end, 1))
+          local took = clock() - t0
+          assert.is_true(took >= 0.05 and took < 1, "closed after " .. took)
+          assert.equal("eof", peer_state(c))
+        end)
+    end
+
     it("are closed when the keepalive timeout expires", function()
       local l, port, key = listener()
       local sock = cs.tcp()

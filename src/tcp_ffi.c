@@ -171,15 +171,22 @@ static void ffi_timeouts(void *state, int c, int w, int r)
     t->read_ms = r;
 }
 
-/* setkeepalive() of a plain connection with nothing to report and a pool
- * to take it as it is: parks it with the state, whose anchors slot is
- * returned for the Lua side to store the state's userdata at, at once.
- * 0: the C method must do it (it reports, closes, makes the pool...). */
-static int ffi_park(void *state)
+/* setkeepalive(timeout?, size?) of a plain connection with nothing to
+ * report and a pool to take it as it is (the pool keeps its size: size is
+ * not looked at, as by the C method): parks it with the state, whose
+ * anchors slot is returned for the Lua side to store the state's userdata
+ * at, at once.  timeout: given (has_timeout), a number; the configured one
+ * if not.  0: the C method must do it (it reports, closes, makes the
+ * pool, converts the timeout...). */
+static int ffi_park(void *state, int has_timeout, double timeout)
 {
     cs_tcp *t = state;
-    double timeout = t->s->cfg.keepalive_timeout;
 
+    if (!has_timeout)
+        timeout = t->s->cfg.keepalive_timeout;
+    else if (!(timeout > -2147483648.0 && timeout < 2147483648.0) ||
+             timeout != (double)(int)timeout)
+        return 0; /* whole milliseconds only: lua_tointeger's work */
     if (t->fd < 0 || t->read_closed || t->write_closed || t->eof ||
         t->tls != NULL || (t->wr != NULL && t->wr->pending) || t->rd.pending ||
         cs_buffer_len(&t->buf) > 0 || t->s->exiting || t->bind_addr != NULL ||
@@ -213,7 +220,7 @@ static const char fast_methods[] =
     "take_fn)\n"
     "local timeouts = cast('void (*)(void *, int, int, int)', "
     "timeouts_fn)\n"
-    "local park = cast('int (*)(void *)', park_fn)\n"
+    "local park = cast('int (*)(void *, int, double)', park_fn)\n"
     /* a cdata: a light userdata argument is not compiled */
     "sched = cast('void *', sched)\n"
     "local at, skip = ffi.new('const char *[1]'), ffi.new('size_t[1]')\n"
@@ -339,11 +346,12 @@ static const char fast_methods[] =
     "  return connect(...)\n"
     "end\n"
     "local function fast_setkeepalive(...)\n"
-    "  local self = ...\n"
-    "  if select('#', ...) == 1 and type(self) == 'table' then\n"
+    "  local self, timeout = ...\n"
+    "  if select('#', ...) <= 3 and type(self) == 'table' and "
+    "(timeout == nil or type(timeout) == 'number') then\n"
     "    local state = rawget(self, 1)\n"
     "    if getmetatable(state) == state_mt then\n"
-    "      local i = park(state)\n"
+    "      local i = park(state, timeout and 1 or 0, timeout or 0)\n"
     "      if i > 0 then\n"
     "        anchors[i] = state\n"
     "        anchors[0] = anchors[0] + 1\n"
