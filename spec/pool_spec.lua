@@ -71,6 +71,14 @@ end
 
 local function accept(l) return helpers.accept(defer, l) end
 
+-- a new socket connected to the listener l (on port), and the listener's
+-- side of that connection
+local function connected(l, port)
+  local sock = cs.tcp()
+  assert.equal(1, sock:connect("127.0.0.1", port))
+  return sock, accept(l)
+end
+
 -- "eof" when the peer's side has ended (clean close, or a reset: a connection
 -- closed with unread input resets), "open" when it is still open and silent,
 -- else the data it got.  Waits at most `limit` s (default 1) for the end.
@@ -515,11 +523,8 @@ describe("connection pools", function()
       it(string.format("are closed each after its own timeout (%d ms parked first, then %d ms)",
         order[1], order[2]), function()
         local l, port, key = listener()
-        local a, b = cs.tcp(), cs.tcp()
-        assert.equal(1, a:connect("127.0.0.1", port))
-        local ca = accept(l)
-        assert.equal(1, b:connect("127.0.0.1", port))
-        local cb = accept(l)
+        local a, ca = connected(l, port)
+        local b, cb = connected(l, port)
         local t0 = clock()
         assert.equal(1, a:setkeepalive(order[1]))
         assert.equal(1, b:setkeepalive(order[2]))
@@ -544,9 +549,7 @@ describe("connection pools", function()
       it("are closed after setkeepalive(" .. timeout .. ", size) of a reused connection",
         function()
           local l, port, key = listener()
-          local sock = cs.tcp()
-          assert.equal(1, sock:connect("127.0.0.1", port))
-          local c = accept(l)
+          local sock, c = connected(l, port)
           assert.equal(1, sock:setkeepalive(5000))
           sock = cs.tcp()
           assert.equal(1, sock:connect("127.0.0.1", port))
@@ -932,11 +935,8 @@ describe("connection pools", function()
     it("keepalive_timeout applies when setkeepalive has no timeout", function()
       cs.configure { keepalive_timeout = 50 }
       local l, port, key = listener()
-      local a, b = cs.tcp(), cs.tcp()
-      assert.equal(1, a:connect("127.0.0.1", port))
-      local ca = accept(l)
-      assert.equal(1, b:connect("127.0.0.1", port))
-      local cb = accept(l)
+      local a, ca = connected(l, port)
+      local b, cb = connected(l, port)
       assert.equal(1, a:setkeepalive())
       assert.equal(1, b:setkeepalive(nil))
       assert.same({ idle = 2, in_use = 0, queued = 0 }, stats(key))

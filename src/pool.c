@@ -1,12 +1,11 @@
 /* Keepalive pools: see pool.h.  Pools live in a small hash table per
- * scheduler (the watchers' callbacks touch Lua only to drop a parked
- * state from the anchors table, through the scheduler's own coroutine).
- * An idle connection stays
- * in the state that parked it, watched by that state's own read watcher,
- * left started (unref'd, as after a read: cs_op_linger_read), and by one
- * keepalive timer per pool, also unref'd: a script that pools a connection
- * still ends when its work is done, and parking and taking a connection
- * start and stop no watcher. */
+ * scheduler (the watchers' callbacks touch Lua only to drop a parked state
+ * from the anchors table, through the scheduler's own coroutine).  An idle
+ * connection stays in the state that parked it, watched by that state's
+ * own read watcher, left started (unref'd, as after a read:
+ * cs_op_linger_read), and by one keepalive timer per pool, also unref'd: a
+ * script that pools a connection still ends when its work is done, and
+ * parking and taking a connection start and stop no watcher. */
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -65,21 +64,54 @@ struct cs_pools {
 
 #define SPARE_ITEMS_MAX 64 /* more are freed */
 
+/* A free slot of the anchors table; 0: no memory. */
+static int slot_take(struct cs_pools *p)
+{
+    if (p->nfree > 0)
+        return p->free_slots[--p->nfree];
+    if (p->nslots == p->free_cap) { /* room for each to come back */
+        int cap = p->free_cap > 0 ? 2 * p->free_cap : 16;
+        int *n = realloc(p->free_slots, (size_t)cap * sizeof(*n));
+        if (n == NULL)
+            return 0;
+        p->free_slots = n;
+        p->free_cap = cap;
+    }
+    return ++p->nslots;
+}
+
+static void slot_give(struct cs_pools *p, int slot)
+{
+    p->free_slots[p->nfree++] = slot;
+}
+
+/* A record with a slot of the anchors table; NULL: no memory. */
 static pool_item *item_new(cs_sched *s)
 {
     pool_item *it = s->pools->spare;
+    int slot = slot_take(s->pools);
 
-    if (it == NULL)
-        return calloc(1, sizeof(*it));
-    s->pools->spare = it->next;
-    s->pools->nspare--;
-    memset(it, 0, sizeof(*it));
+    if (slot == 0)
+        return NULL;
+    if (it == NULL) {
+        it = calloc(1, sizeof(*it));
+        if (it == NULL) {
+            slot_give(s->pools, slot);
+            return NULL;
+        }
+    } else {
+        s->pools->spare = it->next;
+        s->pools->nspare--;
+        memset(it, 0, sizeof(*it));
+    }
+    it->slot = slot;
     return it;
 }
 
-/* Its watchers are stopped. */
+/* Unlinked; its slot's anchor dropped, or dropped by the caller at once. */
 static void item_free(cs_sched *s, pool_item *it)
 {
+    slot_give(s->pools, it->slot);
     if (s->pools->nspare >= SPARE_ITEMS_MAX) {
         free(it);
         return;
@@ -195,22 +227,6 @@ static void item_unlink(pool_item *it)
 
 static void pool_slot_freed(cs_pool *pool);
 
-/* A free slot of the anchors table; 0: no memory. */
-static int slot_take(struct cs_pools *p)
-{
-    if (p->nfree > 0)
-        return p->free_slots[--p->nfree];
-    if (p->nslots == p->free_cap) { /* room for each to come back */
-        int cap = p->free_cap > 0 ? 2 * p->free_cap : 16;
-        int *n = realloc(p->free_slots, (size_t)cap * sizeof(*n));
-        if (n == NULL)
-            return 0;
-        p->free_slots = n;
-        p->free_cap = cap;
-    }
-    return ++p->nslots;
-}
-
 /* Pushes the anchors table. */
 static void push_anchors(lua_State *L, struct cs_pools *p)
 {
@@ -250,7 +266,6 @@ static void item_unanchor(pool_item *it)
     push_anchors(aux, s->pools);
     anchor_set(aux, it->slot, 0);
     lua_pop(aux, 1);
-    s->pools->free_slots[s->pools->nfree++] = it->slot;
 }
 
 /* Closes an idle connection: its slot frees up for a queued connect. */
@@ -383,7 +398,6 @@ cs_tcp *cs_pool_take_slot(cs_pool *pool, int *slot)
     t = it->t;
     *slot = it->slot;
     item_unlink(it);
-    pool->s->pools->free_slots[pool->s->pools->nfree++] = it->slot;
     state_reopen(t, pool, t->fd);
     item_free(pool->s, it);
     return t;
@@ -574,10 +588,6 @@ int cs_pool_park(lua_State *L, cs_tcp *t, int size_idx, double timeout_ms)
         }
     }
     it = item_new(s);
-    if (it != NULL && (it->slot = slot_take(s->pools)) == 0) {
-        item_free(s, it);
-        it = NULL;
-    }
     if (it == NULL) {
         lua_pushliteral(L, "no memory");
         return 0;
@@ -606,11 +616,6 @@ int cs_pool_park_slot(cs_tcp *t, double timeout_ms)
     it = item_new(t->s);
     if (it == NULL)
         return 0;
-    it->slot = slot_take(t->s->pools);
-    if (it->slot == 0) {
-        item_free(t->s, it);
-        return 0;
-    }
     park_item(it, pool, t, timeout_ms);
     return it->slot;
 }

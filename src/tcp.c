@@ -39,7 +39,14 @@ double cs_tcp_timeout(cs_tcp *t, int ms, double dflt_ms)
     return cs_ms_to_seconds(ms > 0 ? ms : dflt_ms);
 }
 
-cs_tcp *cs_tcp_self(lua_State *L)
+/* What slot 1 of self says when it holds no state: TCP_NEVER (nil: never
+ * connected), TCP_PARKED (false: its connection went to a pool, with the
+ * state that held it) or TCP_FOREIGN (something else). */
+enum { TCP_NEVER, TCP_PARKED, TCP_FOREIGN };
+
+/* The state in slot 1 of self (a table, or it raises); NULL and what the
+ * slot holds instead in *was. */
+static cs_tcp *tcp_slot(lua_State *L, int *was)
 {
     cs_tcp *t;
 
@@ -49,26 +56,20 @@ cs_tcp *cs_tcp_self(lua_State *L)
     if (t != NULL &&
         (cs_rawlen(L, -1) != sizeof(*t) || t->magic != CS_TCP_MAGIC))
         t = NULL; /* someone else's userdata in slot 1 */
+    if (t == NULL)
+        *was = lua_isnil(L, -1) ? TCP_NEVER
+               : lua_type(L, -1) == LUA_TBOOLEAN && !lua_toboolean(L, -1)
+                   ? TCP_PARKED
+                   : TCP_FOREIGN;
     lua_pop(L, 1);
     return t;
 }
 
-/* What slot 1 of self says when it holds no state: TCP_NEVER (nil: never
- * connected), TCP_PARKED (false: its connection went to a pool, with the
- * state that held it) or TCP_FOREIGN (something else). */
-enum { TCP_NEVER, TCP_PARKED, TCP_FOREIGN };
-
-static int tcp_stateless(lua_State *L)
+cs_tcp *cs_tcp_self(lua_State *L)
 {
-    int r;
+    int was;
 
-    lua_rawgeti(L, 1, 1);
-    r = lua_isnil(L, -1) ? TCP_NEVER
-        : lua_type(L, -1) == LUA_TBOOLEAN && !lua_toboolean(L, -1)
-            ? TCP_PARKED
-            : TCP_FOREIGN;
-    lua_pop(L, 1);
-    return r;
+    return tcp_slot(L, &was);
 }
 
 /* Where settimeout(s) keeps the timeouts in the socket table, the slots of
@@ -275,24 +276,33 @@ void cs_tcp_adopt(cs_tcp *t)
 
 int cs_tcp_ever(lua_State *L, cs_tcp *t)
 {
-    return t != NULL ? t->ever : tcp_stateless(L) == TCP_PARKED;
-}
-
-cs_tcp *cs_tcp_state(lua_State *L)
-{
-    cs_tcp *t = cs_tcp_self(L);
     int was;
 
     if (t != NULL)
-        return t;
-    was = tcp_stateless(L);
-    if (was == TCP_FOREIGN)
-        return NULL;
-    t = tcp_new_state(L, cs_sched_get(L));
+        return t->ever;
+    tcp_slot(L, &was);
+    return was == TCP_PARKED;
+}
+
+/* A new state in slot 1 of self, which held none (was: tcp_slot's) */
+static cs_tcp *tcp_install_state(lua_State *L, cs_sched *s, int was)
+{
+    cs_tcp *t = tcp_new_state(L, s);
+
     lua_rawseti(L, 1, 1);
     t->ever = was == TCP_PARKED;
     tcp_load_timeouts(L, t);
     return t;
+}
+
+cs_tcp *cs_tcp_state(lua_State *L)
+{
+    int was;
+    cs_tcp *t = tcp_slot(L, &was);
+
+    if (t != NULL || was == TCP_FOREIGN)
+        return t;
+    return tcp_install_state(L, cs_sched_get(L), was);
 }
 
 /* tcp(): the socket table.  Its state is made by the first method that
@@ -693,7 +703,7 @@ static int tcp_connect(lua_State *L)
 {
     cs_sched *s = cs_sched_get(L);
     int n = lua_gettop(L), port = 0, is_unix, size = 0, backlog = -1, turn;
-    int pool_idx = 0, rc;
+    int pool_idx = 0, rc, was;
     size_t hlen, klen = 0;
     const char *host, *busy, *key = NULL;
     char kbuf[256];
@@ -748,9 +758,9 @@ static int tcp_connect(lua_State *L)
         key = host; /* a unix socket's path */
         klen = hlen;
     }
-    t = cs_tcp_self(L);
+    t = tcp_slot(L, &was);
     if (t == NULL) {
-        if (tcp_stateless(L) == TCP_FOREIGN)
+        if (was == TCP_FOREIGN)
             return luaL_error(L, "bad socket object");
         /* a pooled connection comes with the state that parked it: no
          * new one, no hand-over (the pool is looked up by key only,
@@ -764,7 +774,7 @@ static int tcp_connect(lua_State *L)
             lua_pushinteger(L, 1);
             return 1;
         }
-        t = cs_tcp_state(L);
+        t = tcp_install_state(L, s, was);
     }
     busy = tcp_busy(t, 1, 1);
     if (busy != NULL)
