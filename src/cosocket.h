@@ -156,6 +156,7 @@ struct cs_sched {
     cs_thread *current; /* running light thread, NULL when none */
     struct cs_queue ready, deferred, posted;
     cs_op *arm;                   /* op of the wait whose yield is on its way */
+    int arm_bare;                 /* that yield is the anchor alone (cs_wait) */
     cs_thread *spawn_request;     /* child a yielding spawn asks to start */
     cs_thread *spawn_parent;      /* the thread that asked for it */
     cs_handler *handlers;         /* every live handler but main */

@@ -9,8 +9,10 @@
 #include "cosocket.h"
 #include "compat.h"
 
-/* First value a waiting coroutine yields: tells the scheduler (and the
- * resume wrappers of coroutine.c) that this yield is a wait. */
+/* First value a wait yields inside a coroutine that cosocket.coroutine
+ * resumed: tells its resume wrappers (coroutine.c), and then the
+ * scheduler, that this yield is a wait.  The light thread's own coroutine
+ * yields without it (cs_wait). */
 static const char wait_sentinel = 0;
 
 void cs_push_wait_sentinel(lua_State *L)
@@ -527,12 +529,25 @@ int cs_wait(lua_State *L, cs_op *op)
     if (!chain_save(s, s->current))
         return luaL_error(L, "no memory");
     s->arm = op;
-    lua_pushlightuserdata(L, (void *)&wait_sentinel);
-    if (lua_gettop(L) > 1)   /* index 1 exists: not only the sentinel */
-        lua_pushvalue(L, 1); /* keeps self alive while its thread waits */
-    else
-        lua_pushnil(L);
-    return cs_yield(L, 2);
+    if (s->wrap_depth > s->wrap_base) {
+        /* through cosocket.coroutine: its wrappers pass the sentinel up */
+        s->arm_bare = 0;
+        lua_pushlightuserdata(L, (void *)&wait_sentinel);
+        if (lua_gettop(L) > 1)   /* index 1 exists: not only the sentinel */
+            lua_pushvalue(L, 1); /* keeps self alive while its thread waits */
+        else
+            lua_pushnil(L);
+        return cs_yield(L, 2);
+    }
+    /* The light thread's own coroutine yields index 1 alone, the anchor:
+     * s->arm says it is a wait (a pushed light userdata costs LuaJIT a
+     * lookup).  Nothing can take s->arm for a later plain yield's: a yield
+     * refused after cs_can_yield (PUC 5.1 in a metamethod) raises up to
+     * the end of the thread, since a pcall on the way would have made
+     * cs_can_yield refuse first, and cosocket.pcall is a chain. */
+    s->arm_bare = 1;
+    lua_settop(L, 1);
+    return cs_yield(L, 1);
 }
 
 /* Resumes th with nargs values on its stack and books what it did. */
@@ -555,8 +570,10 @@ void cs_resume_thread(cs_sched *s, cs_thread *th, int nargs)
     if (th->state != CS_TH_ALIVE)
         return; /* killed while it ran (by a thread it spawned, say) */
     if (rc == LUA_YIELD) {
-        if (op != NULL && nres >= 1 &&
-            lua_touserdata(th->co, -nres) == &wait_sentinel) {
+        if (op != NULL &&
+            (s->arm_bare ? nres == 1
+                         : nres >= 1 && lua_touserdata(th->co, -nres) ==
+                                            &wait_sentinel)) {
             if (op->kind == CS_OP_EXIT) { /* it ended its handler */
                 lua_settop(th->co, 0);
                 cs_thread_kill(th);

@@ -448,7 +448,6 @@ static int read_start(lua_State *L, cs_tcp *t)
     if (read_progress(t))
         return receive_results(L, op);
     read_arm(t);
-    lua_settop(L, 1);
     return cs_wait(L, op);
 }
 
