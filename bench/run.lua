@@ -193,7 +193,7 @@ cell { id = "w4-parts1k", w = "parts", total = scaled(64 * MiB, 1024), len = 102
        server = "line", unit = "part", label = "W4 receiveuntil, 1 KiB parts" }
 -- W5 TLS, against line_server -tls: a full handshake per connection, chain
 -- and name verified against the test CA (churn: a server of its own per
--- row, as W2 churn), and line roundtrips on established connections
+-- row and round, as W2 churn), and line roundtrips on established connections
 cell { id = "w5-tls-churn", w = "tls_churn", c = 10, n = scaled(2000, 10),
        server = "tls_churn", tls = true, unit = "connection",
        label = "W5 TLS connect+handshake+roundtrip+close, C=10" }
@@ -424,7 +424,12 @@ local function start_servers()
     local args = format(" -tls %s %s", sh_quote(crt.cert), sh_quote(crt.key))
     ports.tls = start_line("tls", args)
     ports.tls_churn = {}
-    for i = 1, #rows do ports.tls_churn[i] = start_line("tls_churn" .. i, args) end
+    for r = 1, reps do
+      ports.tls_churn[r] = {}
+      for i = 1, #rows do
+        ports.tls_churn[r][i] = start_line(format("tls_churn%d_%d", r, i), args)
+      end
+    end
   end
   -- redis on the first port it can bind (below the ephemeral range); a
   -- second instance for W2 churn alone, so that the TIME_WAIT entries W1
@@ -451,15 +456,23 @@ local function start_servers()
           .. (read_file(tmp .. "/" .. name .. ".log") or ""))
   end
   start_redis("redis", 16379)
-  -- W2 churn: each row its own redis-server. The client closes first, so
-  -- every connection leaves a TIME_WAIT entry for 60 s; on one shared port
-  -- they made every other run up to 3x dearer (connect()'s port search).
-  -- A row's runs are a round apart: its own port has none left by then.
+  -- W2 churn: a redis-server of its own for each row and round. The client
+  -- closes first, so every connection leaves a TIME_WAIT entry for 60 s,
+  -- and connect()'s port search walks those of the same destination: 8,000
+  -- connections to a port used less than a minute before took up to 4x the
+  -- CPU (0.80 s against 0.18 s, back to back). One port per row, a round
+  -- apart, was not enough: a round is about a minute, and the rotation
+  -- moves a row within it.
   ports.redis_churn = {}
-  for i = 1, #rows do
-    local name = "redis_churn" .. i
-    start_redis(name, (i == 1 and ports.redis or ports["redis_churn" .. (i - 1)]) + 1)
-    ports.redis_churn[i] = ports[name]
+  local last = ports.redis
+  for r = 1, reps do
+    ports.redis_churn[r] = {}
+    for i = 1, #rows do
+      local name = format("redis_churn%d_%d", r, i)
+      start_redis(name, last + 1)
+      last = ports[name]
+      ports.redis_churn[r][i] = last
+    end
   end
   write_file(tmp .. "/v100", string.rep("a", 100))
   write_file(tmp .. "/v16k", string.rep("b", 16384))
@@ -471,10 +484,10 @@ end
 
 -- running one client ----------------------------------------------------------
 local clients_cpu = 0 -- user+sys of every client run, whole processes
-local function run_one(row, c)
+local function run_one(row, c, rep)
   local port = ports[c.server]
-  if c.server == "redis_churn" then port = ports.redis_churn[row.index] end
-  if c.server == "tls_churn" then port = ports.tls_churn[row.index] end
+  if c.server == "redis_churn" then port = ports.redis_churn[rep][row.index] end
+  if c.server == "tls_churn" then port = ports.tls_churn[rep][row.index] end
   local cmd = row.cmd(c, port)
   local out, err = tmp .. "/out", tmp .. "/err"
   os.execute(format("cd %s && taskset -c 0 %s/bench/rusage -t %d -n %d %s >%s 2>%s </dev/null",
@@ -539,7 +552,7 @@ local function run_matrix()
         if why then
           slot.na = why
         else
-          local res, err = run_one(row, c)
+          local res, err = run_one(row, c, rep)
           if res then
             slot.runs[#slot.runs + 1] = res
             slot.by_rep[rep] = res
@@ -902,10 +915,10 @@ local function main()
   end
   start_servers()
   log("servers on CPU 1: redis-server 127.0.0.1:%d (and :%d-%d for W2 churn), line_server "
-      .. "127.0.0.1:%d%s; clients on CPU 0", ports.redis, ports.redis_churn[1],
-      ports.redis_churn[#rows], ports.line,
-      ports.tls and format(", line_server -tls :%d (and :%d-%d for W5 churn)", ports.tls,
-                           ports.tls_churn[1], ports.tls_churn[#rows]) or "")
+      .. "127.0.0.1:%d%s; clients on CPU 0", ports.redis, ports.redis_churn[1][1],
+      ports.redis_churn[reps][#rows], ports.line,
+      ports.tls and format(", line_server -tls :%d (and others for W5 churn)", ports.tls)
+      or "")
   local busy0, steal0 = machine_cpu()
   local servers0, t_matrix = servers_cpu(), now()
   local active_rows, active_cells = run_matrix()
@@ -959,21 +972,21 @@ local function main()
       .. "each round), which cancels the machine's drift between rounds. \"n/a\": the peer "
       .. "has no such feature (reasons at the end); \"fail\": every run failed.",
     "",
-    "Workloads: W1 C light threads, each on its own connection, doing redis roundtrips (RESP "
-      .. "PING, GET of a 100 B or 16 KiB value); W2 C=10 light threads doing connect + PING + "
-      .. "close (against a redis-server of its own per row) or connect from the pool + PING + "
-      .. "setkeepalive; W3 idle connections to the line server, each held by a light thread "
-      .. "blocked in receive('*l'), RSS growth per connection (after a full GC); W4 a 64 MiB "
-      .. "stream from the line server read with receive('*l') (100 B lines) or split with "
-      .. "receiveuntil (100 B and 1 KiB records, a 30-byte separator); W5 TLS against "
-      .. "bench/line_server -tls (libtls, a P-256 certificate from a test CA, TCP_NODELAY): "
-      .. "C=10 light threads doing connect + sslhandshake (no session reuse; the chain "
-      .. "verified against the test CA, configured as `ssl_trusted_certificate` / "
+    "Workloads: W1 C light threads, each on its own connection, doing redis roundtrips "
+      .. "(RESP PING, GET of a 100 B or 16 KiB value); W2 C=10 light threads doing connect + "
+      .. "PING + close (against a redis-server of its own per row and round) or connect from "
+      .. "the pool + PING + setkeepalive; W3 idle connections to the line server, each held "
+      .. "by a light thread blocked in receive('*l'), RSS growth per connection (after a full "
+      .. "GC); W4 a 64 MiB stream from the line server read with receive('*l') (100 B lines) "
+      .. "or split with receiveuntil (100 B and 1 KiB records, a 30-byte separator); W5 TLS "
+      .. "against bench/line_server -tls (libtls, a P-256 certificate from a test CA, "
+      .. "TCP_NODELAY): C=10 light threads doing connect + sslhandshake (no session reuse; "
+      .. "the chain verified against the test CA, configured as `ssl_trusted_certificate` / "
       .. "`lua_ssl_trusted_certificate`, and the name against SNI \"localhost\"; TLS 1.2 or "
       .. "1.3 offered, 1.3 taken) + one 5-byte line roundtrip + close (against a server of "
-      .. "its own per row), or roundtrips on 10 established TLS connections (handshakes "
-      .. "before the timed section). The raw C row of W5 is OpenSSL with one SSL_CTX made "
-      .. "before the timed section (as nginx makes its own at start-up).",
+      .. "its own per row and round), or roundtrips on 10 established TLS connections "
+      .. "(handshakes before the timed section). The raw C row of W5 is OpenSSL with one "
+      .. "SSL_CTX made before the timed section (as nginx makes its own at start-up).",
     "",
     table_md(active_rows, active_cells, "Client CPU per operation (us)",
              function(s) return fmt_us(s.cpu_op * 1e6) end),
