@@ -722,6 +722,30 @@ describe("socket methods", function()
     assert.same({ n = 2, nil, "closed" }, pack(sock:getoption("keepalive")))
   end)
 
+  -- ngx switches TCP_NODELAY on at the first send; a small first send
+  -- leaves it due (Nagle cannot hold it back), but no call sees the difference
+  it("TCP_NODELAY is on after the first send, and a value set after it stays", function()
+    local srv = helpers.start_fixture("echo")
+    defer(function() srv:stop() end)
+    for _, first in ipairs { "x", string.rep("x", 600) } do
+      local sock = cs.tcp()
+      assert.equal(1, sock:connect(srv.host, srv.port))
+      assert.same({ n = 1, true }, pack(sock:setoption("tcp-nodelay", 0)))
+      assert.same({ n = 1, 0 }, pack(sock:getoption("tcp-nodelay")))
+      assert.equal(#first, sock:send(first))
+      assert.same({ n = 1, 1 }, pack(sock:getoption("tcp-nodelay")))
+      sock:close()
+      sock = cs.tcp()
+      assert.equal(1, sock:connect(srv.host, srv.port))
+      assert.equal(#first, sock:send(first))
+      assert.same({ n = 1, true }, pack(sock:setoption("tcp-nodelay", 0)))
+      assert.equal(1, sock:send("y"))
+      assert.equal(1, sock:send({ "z" }))
+      assert.same({ n = 1, 0 }, pack(sock:getoption("tcp-nodelay")))
+      sock:close()
+    end
+  end)
+
   it("bind checks its arguments and sets the local address of the next connect", function()
     local sock = cs.tcp()
     assert.has_error(function() sock:bind() end, "expecting 2 arguments, but got 1") -- 0.10.23

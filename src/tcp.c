@@ -787,7 +787,7 @@ static int tcp_connect(lua_State *L)
     t->next_addr = 0;
     t->is_unix = 0;
     t->reused = 0;
-    t->nodelay = 0;
+    t->nodelay = TCP_NODELAY_NONE;
     t->rd_want = 0;
     /* both halves open while connecting: other calls see "busy connecting"
      * once there is a socket, "closed" while resolving (as ngx) */
@@ -1076,6 +1076,10 @@ static int tcp_option(lua_State *L, int set)
     }
     if (t == NULL || t->fd < 0) /* NULL: parked */
         return cs_fail(L, "closed");
+    /* as ngx's after its first send: on, whatever comes next */
+    if (tcp_options[i].opt == TCP_NODELAY &&
+        tcp_options[i].level == IPPROTO_TCP && cs_tcp_nodelay_due_now(t) != 0)
+        return cs_fail(L, strerror(errno));
     if (set) {
         value = lua_isboolean(L, 3) ? lua_toboolean(L, 3)
                                     : (int)lua_tointeger(L, 3);

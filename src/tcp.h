@@ -22,7 +22,7 @@ typedef struct cs_tcp {
     unsigned char read_closed, write_closed;
     unsigned char may_read; /* recv may find bytes (DECISIONS.md 9) */
     unsigned char eof;      /* the peer's FIN is in, after the bytes */
-    unsigned char nodelay;  /* TCP_NODELAY done on this connection */
+    unsigned char nodelay;  /* TCP_NODELAY_*: switched on, or due */
     unsigned char is_unix;
     unsigned char rd_status;          /* TCP_RD_* of the last read */
     unsigned read_gen;                /* bumped by every read call */
@@ -64,6 +64,17 @@ typedef struct cs_tcp {
 } cs_tcp;
 
 enum { TCP_RD_OK = 0, TCP_RD_EOF, TCP_RD_ERRNO };
+
+/* t->nodelay: ngx switches TCP_NODELAY on at a connection's first send.
+ * Nagle's algorithm holds a segment back only while data sent before it
+ * is unacknowledged, so a first send that fits in one segment leaves at
+ * once without it, and the switch can wait for the next send (a
+ * connection that sends once makes one syscall fewer), or for getoption,
+ * which must find it on: DUE, then DONE. */
+enum { TCP_NODELAY_NONE = 0, TCP_NODELAY_DONE, TCP_NODELAY_DUE };
+/* a plain first send up to this many bytes leaves TCP_NODELAY due: one
+ * segment on any path (IPv4's minimum MSS is 536) */
+#define TCP_NODELAY_LATER_MAX 512
 
 /* the busy rules: a connect (or handshake) or a send holds wr */
 static inline int cs_tcp_connecting(const cs_tcp *t)
@@ -120,6 +131,11 @@ void cs_tcp_wr_return(cs_tcp *t);
 void cs_tcp_connect_go(cs_tcp *t);
 
 /* tcp_io.c */
+/* Before a send of len bytes on t: TCP_NODELAY switched on, or left due
+ * (TCP_NODELAY_DUE).  0, or -1 with errno. */
+int cs_tcp_nodelay_before_send(cs_tcp *t, size_t len);
+/* TCP_NODELAY on now if it is due (getoption, setoption).  0, or -1. */
+int cs_tcp_nodelay_due_now(cs_tcp *t);
 int cs_tcp_send(lua_State *L);
 int cs_tcp_receive(lua_State *L);
 int cs_tcp_receive_wait(lua_State *L, cs_tcp *t, int kind, size_t n);

@@ -116,7 +116,7 @@ static int ffi_wait_read(lua_State *L)
 
 /* Sends what the kernel takes of p at once: the count (0: nothing, the C
  * method then waits or reports the error kept in t->ffi_errno), or -1
- * when the C method must do it all (first send: TCP_NODELAY; TLS...).
+ * when the C method must do it all (TLS, a failed TCP_NODELAY...).
  * int, not ssize_t: the FFI gives a Lua number for it, not a cdata. */
 static int ffi_send(void *state, const char *p, size_t len)
 {
@@ -125,8 +125,8 @@ static int ffi_send(void *state, const char *p, size_t len)
 
     if (len == 0 || len > INT_MAX || t->fd < 0 || t->write_closed ||
         (t->wr != NULL && t->wr->pending) || t->tls != NULL ||
-        !(t->nodelay || t->is_unix))
-        return -1;
+        cs_tcp_nodelay_before_send(t, len) != 0)
+        return -1; /* the C method tries TCP_NODELAY again, and reports */
     do
         n = send(t->fd, p, len, MSG_NOSIGNAL);
     while (n < 0 && errno == EINTR);

@@ -191,6 +191,34 @@ static int send_tls(lua_State *L, cs_tcp *t, send_ctx *c)
     return send_wait(L, t);
 }
 
+static int nodelay_on(cs_tcp *t)
+{
+    int on = 1;
+
+    if (setsockopt(t->fd, IPPROTO_TCP, TCP_NODELAY, &on, sizeof(on)) != 0)
+        return -1;
+    t->nodelay = TCP_NODELAY_DONE;
+    return 0;
+}
+
+int cs_tcp_nodelay_before_send(cs_tcp *t, size_t len)
+{
+    if (t->nodelay == TCP_NODELAY_DONE || t->is_unix)
+        return 0;
+    /* TLS: the handshake's last flight may still be unacknowledged */
+    if (t->nodelay == TCP_NODELAY_NONE && t->tls == NULL &&
+        len <= TCP_NODELAY_LATER_MAX) {
+        t->nodelay = TCP_NODELAY_DUE;
+        return 0;
+    }
+    return nodelay_on(t);
+}
+
+int cs_tcp_nodelay_due_now(cs_tcp *t)
+{
+    return t->nodelay == TCP_NODELAY_DUE ? nodelay_on(t) : 0;
+}
+
 int cs_tcp_send(lua_State *L)
 {
     int n = lua_gettop(L), i;
@@ -216,12 +244,8 @@ int cs_tcp_send(lua_State *L)
         lua_pushinteger(L, 0);
         return 1;
     }
-    if (!t->nodelay && !t->is_unix) {
-        int on = 1;
-        if (setsockopt(t->fd, IPPROTO_TCP, TCP_NODELAY, &on, sizeof(on)) != 0)
-            return cs_fail(L, "setsocketopt tcp_nodelay failed");
-        t->nodelay = 1;
-    }
+    if (cs_tcp_nodelay_before_send(t, c.total) != 0)
+        return cs_fail(L, "setsocketopt tcp_nodelay failed");
     t->wr_errno = 0;
     t->send_total = c.total;
     t->wr_want_read = 0;
