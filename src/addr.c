@@ -115,6 +115,7 @@ int cs_target(lua_State *L, cs_sched *s, const char *url, size_t len, int port,
     size_t i;
     const char *host, *why;
     size_t hlen;
+    int family;
     char name[256];
     unsigned char addr[16];
     cs_lookup *lk;
@@ -128,17 +129,17 @@ int cs_target(lua_State *L, cs_sched *s, const char *url, size_t len, int port,
     }
     memcpy(name, host, hlen);
     name[hlen] = '\0';
-    if (inet_pton(AF_INET, name, addr) == 1 ||
-        inet_pton(AF_INET6, name, addr) == 1 || cs_is_localhost(name, hlen)) {
+    family = inet_pton(AF_INET, name, addr) == 1    ? AF_INET
+             : inet_pton(AF_INET6, name, addr) == 1 ? AF_INET6
+                                                    : AF_UNSPEC;
+    if (family != AF_UNSPEC || cs_is_localhost(name, hlen)) {
         lk = cs_lookup_literal();
         if (lk == NULL) {
             lua_pushliteral(L, "no memory");
             return 0;
         }
-        if (inet_pton(AF_INET, name, addr) == 1) {
-            cs_lookup_add(lk, AF_INET, addr, port);
-        } else if (inet_pton(AF_INET6, name, addr) == 1) {
-            cs_lookup_add(lk, AF_INET6, addr, port);
+        if (family != AF_UNSPEC) {
+            cs_lookup_add(lk, family, addr, port);
         } else { /* localhost never reaches DNS (DECISIONS.md 6) */
             static const unsigned char v4[4] = {127, 0, 0, 1};
             static const unsigned char v6[16] = {0, 0, 0, 0, 0, 0, 0, 0,

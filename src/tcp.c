@@ -710,6 +710,7 @@ static int tcp_connect(lua_State *L)
     cs_tcp *t;
     cs_op *op;
     cs_pool *pool;
+    int no_pool = 0; /* key had no pool before the new state was made */
 
     if (n < 2 || n > 4)
         return luaL_error(L,
@@ -766,6 +767,7 @@ static int tcp_connect(lua_State *L)
          * new one, no hand-over (the pool is looked up by key only,
          * before any DNS: SPEC.md 2.3) */
         pool = cs_pool_get(s, key, klen, size, backlog);
+        no_pool = pool == NULL;
         t = pool != NULL ? cs_pool_take(L, pool) : NULL;
         if (t != NULL) {
             lua_rawseti(L, 1, 1);
@@ -794,8 +796,11 @@ static int tcp_connect(lua_State *L)
     t->read_closed = t->write_closed = 0;
     cs_own(s->current != NULL ? s->current->handler : &s->main_handler,
            &t->owned);
-    /* the pool is looked up by key only, before any DNS (SPEC.md 2.3) */
-    pool = cs_pool_get(s, key, klen, size, backlog);
+    /* the pool is looked up by key only, before any DNS (SPEC.md 2.3);
+     * again unless there was none: the finalizers that may have run since
+     * (the state's allocation) close connections and may free a pool, but
+     * never make one */
+    pool = no_pool ? NULL : cs_pool_get(s, key, klen, size, backlog);
     if (!tcp_set_key(t, pool, key, klen)) {
         cs_tcp_close_fd(t);
         return cs_fail(L, "no memory");
