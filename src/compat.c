@@ -4,23 +4,6 @@
 
 #include "compat.h"
 
-int cs_resume(lua_State *co, lua_State *from, int nargs, int *nres)
-{
-#if LUA_VERSION_NUM >= 504
-    return lua_resume(co, from, nargs, nres);
-#elif LUA_VERSION_NUM >= 502
-    int rc = lua_resume(co, from, nargs);
-    *nres = lua_gettop(co);
-    return rc;
-#else
-    int rc;
-    (void)from;
-    rc = lua_resume(co, nargs);
-    *nres = lua_gettop(co);
-    return rc;
-#endif
-}
-
 void cs_setfuncs(lua_State *L, const luaL_Reg *l, int nup)
 {
     luaL_checkstack(L, nup + 1, "too many upvalues");
@@ -48,17 +31,14 @@ int cs_is_lua_function(lua_State *L, int idx)
     return lua_type(L, idx) == LUA_TFUNCTION && !lua_iscfunction(L, idx);
 }
 
-int cs_isyieldable(lua_State *L, int (*jit_isyieldable)(lua_State *))
+int cs_isyieldable_walk(lua_State *L)
 {
 #if LUA_VERSION_NUM >= 503
-    (void)jit_isyieldable;
     return lua_isyieldable(L);
 #else
     lua_Debug ar;
     int level;
 
-    if (jit_isyieldable != NULL)
-        return jit_isyieldable(L);
     /* Level 0 is the running C function itself; a C frame above it
      * (pcall, xpcall, a C library calling back) blocks the yield. */
     for (level = 1; lua_getstack(L, level, &ar); level++) {

@@ -12,8 +12,25 @@
 #endif
 
 /* Resumes co with nargs values on its stack; *nres receives the count of
- * values it yielded or returned (the error value counts as one). */
-int cs_resume(lua_State *co, lua_State *from, int nargs, int *nres);
+ * values it yielded or returned (the error value counts as one).  Inline:
+ * every wait of a light thread ends here. */
+static inline int cs_resume(lua_State *co, lua_State *from, int nargs,
+                            int *nres)
+{
+#if LUA_VERSION_NUM >= 504
+    return lua_resume(co, from, nargs, nres);
+#elif LUA_VERSION_NUM >= 502
+    int rc = lua_resume(co, from, nargs);
+    *nres = lua_gettop(co);
+    return rc;
+#else
+    int rc;
+    (void)from;
+    rc = lua_resume(co, nargs);
+    *nres = lua_gettop(co);
+    return rc;
+#endif
+}
 
 /* Yields the top n values; the caller returns this at once.  A refused
  * yield raises inside, before anything after it runs. */
@@ -27,8 +44,20 @@ int cs_is_lua_function(lua_State *L, int idx);
  * decimal integer (5.3+ shows an integral float as "6379.0"). */
 int cs_shows_as_integer(lua_State *L, int idx);
 /* Can L yield here?  Exact where the VM can tell (LuaJIT, 5.3+); on PUC
- * 5.1 it detects pcall-like C frames between here and the coroutine. */
-int cs_isyieldable(lua_State *L, int (*jit_isyieldable)(lua_State *));
+ * 5.1 it detects pcall-like C frames between here and the coroutine.
+ * Inline for LuaJIT's and 5.3+'s one call, on every wait. */
+int cs_isyieldable_walk(lua_State *L);
+static inline int cs_isyieldable(lua_State *L,
+                                 int (*jit_isyieldable)(lua_State *))
+{
+#if LUA_VERSION_NUM >= 503
+    (void)jit_isyieldable;
+    return lua_isyieldable(L);
+#else
+    return jit_isyieldable != NULL ? jit_isyieldable(L)
+                                   : cs_isyieldable_walk(L);
+#endif
+}
 /* The address of LuaJIT's lua_isyieldable, NULL on PUC 5.1. */
 int (*cs_find_isyieldable(void))(lua_State *);
 

@@ -623,8 +623,14 @@ static void deliver(cs_sched *s, cs_thread *th)
     th->waiting = NULL;
     if (th->nchain > 0)
         cs_chain_forget(s, th);
-    for (i = 0; i < th->nanchors; i++)
-        lua_remove(co, -(nres + 1));
+    /* A C function's yield resumes as its return of the top nres values:
+     * what lies below them goes with its frame (LuaJIT, PUC 5.1 and 5.4
+     * alike), so a wait's anchor alone needs no removal.  The sentinel
+     * and anchor of a wait through cosocket.coroutine do: its Lua
+     * wrappers pass on everything they are resumed with. */
+    if (th->nanchors > 1)
+        for (i = 0; i < th->nanchors; i++)
+            lua_remove(co, -(nres + 1));
     th->nanchors = 0;
     cs_resume_thread(s, th, nres);
 }
@@ -696,7 +702,8 @@ void cs_run_ready(cs_sched *s)
 
         run_posted(s);
         th = s->ready.head;
-        if (cs_timers_dispatch_before(s, th == NULL,
+        if (s->fired != NULL &&
+            cs_timers_dispatch_before(s, th == NULL,
                                       th != NULL ? th->ready_seq : 0))
             continue;
         if (th == NULL) {

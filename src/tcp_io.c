@@ -369,7 +369,8 @@ static void tcp_on_readable(EV_P_ ev_io *w, int revents)
         return;
     }
     t->may_read = 1;
-    if (cs_op_unlinger(op))
+    /* a pending read's watchers never linger: no call on the way to it */
+    if ((op->lingering || op->timer_lingering) && cs_op_unlinger(op))
         return; /* bytes came while nobody read: the next read takes them */
     cs_op_done(op);
 }
