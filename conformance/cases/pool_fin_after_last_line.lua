@@ -1,8 +1,8 @@
 --! needs: setkeepalive
 -- the peer sent its last line and closed, both in our kernel before the line
 -- was read: setkeepalive after reading exactly the line says "closed" and
--- leaves the connection to close() (ngx: the FIN came with the bytes,
--- EPOLLRDHUP, so it looks at the socket as SPEC 8.2 step 14 says)
+-- leaves the connection to close() (ngx: epoll reported the FIN with the
+-- bytes, EPOLLRDHUP, so the peer's EOF is pending: SPEC 8.2 step 5)
 local sock = scripted({ "w", "last\n" }, "c")
 ngx.sleep(0.2)
 out(sock:receive())
