@@ -10,13 +10,44 @@
 
 #include "addr.h"
 
-cs_lookup *cs_lookup_literal(void)
+cs_lookup *cs_lookup_literal(cs_sched *home)
 {
-    cs_lookup *lk = cs_lookup_alloc(2); /* an IP, or localhost's two */
+    cs_lookup *lk = home != NULL ? home->spare_lookup : NULL;
 
-    if (lk != NULL)
+    if (lk != NULL) { /* a connect to a literal per request: no calloc */
+        home->spare_lookup = NULL;
+        memset(lk, 0, sizeof(*lk)); /* not the addresses: added whole */
+        lk->cap = 2;
+    } else {
+        lk = cs_lookup_alloc(2); /* an IP, or localhost's two */
+    }
+    if (lk != NULL) {
         lk->finished = 1;
+        lk->home = home;
+    }
     return lk;
+}
+
+/* inet_pton(AF_INET)'s answer for a plain dotted quad, the literal connect
+ * sees most, without its general loop: 1 with the address; 0 for anything
+ * else, a quad inet_pton refuses too (a leading zero, say), left to it. */
+static int dotted_quad(const char *p, unsigned char *addr)
+{
+    int i;
+
+    for (i = 0; i < 4; i++) {
+        const char *start = p;
+        unsigned n = 0;
+
+        while (*p >= '0' && *p <= '9' && p - start < 3)
+            n = n * 10 + (unsigned)(*p++ - '0');
+        if (p == start || n > 255 || (p - start > 1 && *start == '0'))
+            return 0;
+        addr[i] = (unsigned char)n;
+        if (*p++ != (i < 3 ? '.' : '\0'))
+            return 0;
+    }
+    return 1;
 }
 
 void cs_lookup_add(cs_lookup *lk, int family, const void *addr, int port)
@@ -129,11 +160,12 @@ int cs_target(lua_State *L, cs_sched *s, const char *url, size_t len, int port,
     }
     memcpy(name, host, hlen);
     name[hlen] = '\0';
-    family = inet_pton(AF_INET, name, addr) == 1    ? AF_INET
+    family = dotted_quad(name, addr) || inet_pton(AF_INET, name, addr) == 1
+                 ? AF_INET
              : inet_pton(AF_INET6, name, addr) == 1 ? AF_INET6
                                                     : AF_UNSPEC;
     if (family != AF_UNSPEC || cs_is_localhost(name, hlen)) {
-        lk = cs_lookup_literal();
+        lk = cs_lookup_literal(s);
         if (lk == NULL) {
             lua_pushliteral(L, "no memory");
             return 0;
@@ -166,7 +198,7 @@ int cs_target(lua_State *L, cs_sched *s, const char *url, size_t len, int port,
 
 int cs_unix_target(lua_State *L, const char *path, cs_lookup **out)
 {
-    cs_lookup *lk = cs_lookup_literal();
+    cs_lookup *lk = cs_lookup_literal(NULL);
     struct sockaddr_un *sun;
     size_t len = strlen(path);
 
@@ -199,7 +231,7 @@ const char *cs_bind_address(const char *ip, int port,
                             struct sockaddr_storage **addr, socklen_t *len)
 {
     unsigned char bytes[16];
-    cs_lookup *tmp = cs_lookup_literal();
+    cs_lookup *tmp = cs_lookup_literal(NULL);
     const char *err = NULL;
 
     if (tmp == NULL)

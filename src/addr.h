@@ -4,7 +4,9 @@
 
 #include "resolver.h"
 
-cs_lookup *cs_lookup_literal(void); /* a finished, empty lookup; NULL: OOM */
+/* A finished, empty lookup; NULL: no memory.  With home, cs_lookup_drop
+ * keeps its memory for home's next one. */
+cs_lookup *cs_lookup_literal(cs_sched *home);
 void cs_lookup_add(cs_lookup *lk, int family, const void *addr, int port);
 void cs_lookup_set_port(cs_lookup *lk, int port);
 int cs_is_localhost(const char *h, size_t len);

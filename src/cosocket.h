@@ -181,6 +181,7 @@ struct cs_sched {
     int pools_ref;
     int tcp_mt_ref[2]; /* tcp state metatables: [1] finalizes, [0] not */
     struct cs_buffer_cache *buffers; /* emptied receive buffers */
+    struct cs_lookup *spare_lookup;  /* a literal's, for the next connect */
     int buffers_ref;
     struct iovec *iov; /* scratch of one send call */
     unsigned char *iov_isnum;

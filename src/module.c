@@ -48,6 +48,8 @@ static int sched_gc(lua_State *L)
     s->loop = NULL;
     cs_buffer_cache_free(s->buffers);
     cs_ops_free(s);
+    free(s->spare_lookup); /* lookups dropped from now on are freed */
+    s->spare_lookup = NULL;
     free(s->iov);
     free(s->iov_isnum);
     free(s->nums);

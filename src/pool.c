@@ -49,6 +49,7 @@ struct cs_pools {
     pool_item *spare; /* records of taken connections, for the next park */
     int nspare;
     cs_pool *last; /* the one cs_pool_get found last: usually the next */
+    int npools;    /* in the buckets: none, no key to hash for a connect */
     /* The anchors table (in the registry) holds the userdata of every
      * parked state at a slot of its own, and their count at 0 (LuaJIT's
      * fast connect looks there first); free slots are kept here. */
@@ -148,6 +149,8 @@ cs_pool *cs_pool_get(cs_sched *s, const char *key, size_t klen, int size,
 
     if (pool != NULL && pool->klen == klen && memcmp(pool->key, key, klen) == 0)
         return pool;
+    if (s->pools->npools == 0 && size <= 0)
+        return NULL;
     p = pool_slot(s, key, klen);
     if (*p != NULL || size <= 0) { /* an existing pool keeps its size */
         s->pools->last = *p;       /* (SPEC.md 2.3) */
@@ -162,6 +165,7 @@ cs_pool *cs_pool_get(cs_sched *s, const char *key, size_t klen, int size,
     pool->klen = klen;
     memcpy(pool->key, key, klen);
     *p = pool;
+    s->pools->npools++;
     return pool;
 }
 
@@ -199,8 +203,10 @@ static void pool_maybe_free(cs_pool *pool)
         ev_timer_stop(pool->s->loop, &pool->keepalive);
     }
     p = pool_slot(pool->s, pool->key, pool->klen);
-    if (*p == pool)
+    if (*p == pool) {
         *p = pool->next;
+        pool->s->pools->npools--;
+    }
     if (pool->s->pools->last == pool)
         pool->s->pools->last = NULL;
     if (pool->s->pools->hp_pool == pool)
@@ -657,6 +663,7 @@ void cs_pools_free(cs_sched *s)
         }
         s->pools->buckets[i] = NULL;
     }
+    s->pools->npools = 0;
     s->pools->last = NULL;
     s->pools->hp_pool = NULL;
     free(s->pools->free_slots);

@@ -293,7 +293,10 @@ void cs_lookup_drop(cs_lookup *lk)
 {
     if (lk == NULL)
         return;
-    if (lk->finished)
+    if (lk->finished && lk->home != NULL && lk->home->loop != NULL &&
+        lk->home->spare_lookup == NULL)
+        lk->home->spare_lookup = lk; /* cs_lookup_literal's next */
+    else if (lk->finished)
         free(lk);
     else
         lk->orphan = 1;
