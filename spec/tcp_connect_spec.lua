@@ -237,6 +237,29 @@ describe("sock:connect", function()
     sock:close()
   end)
 
+  it("connects each literal to its own address, one connect after another", function()
+    -- a literal's lookup is made from the memory the last one left: what
+    -- the last connect held must not show through
+    local l4, p4 = listener(defer)
+    local l6 = assert(require("socket").bind("::1", 0))
+    defer(function() l6:close() end)
+    l6:settimeout(2)
+    local _, p6 = l6:getsockname()
+    p6 = tonumber(p6)
+    for _ = 1, 3 do
+      for _, peer in ipairs { { "[::1]", p6, l6 }, { "127.0.0.1", p4, l4 },
+                              { "localhost", p4, l4 } } do
+        local sock = cs.tcp()
+        assert.same({ n = 1, 1 }, pack(sock:connect(peer[1], peer[2])))
+        local conn = helpers.accept(defer, peer[3])
+        assert.equal(2, sock:send(peer[1]:sub(1, 2)))
+        conn:settimeout(1)
+        assert.equal(peer[1]:sub(1, 2), conn:receive(2))
+        sock:close()
+      end
+    end
+  end)
+
   it("fails to parse an unbracketed IPv6 address or a bracket left open", function()
     local sock = cs.tcp()
     assert.same({ n = 2, nil, 'failed to parse host name "::1": invalid port' },
