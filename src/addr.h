@@ -2,6 +2,8 @@
 #ifndef COSOCKET_ADDR_H
 #define COSOCKET_ADDR_H
 
+#include <strings.h>
+
 #include "resolver.h"
 
 /* A finished, empty lookup; NULL: no memory.  With home, cs_lookup_drop
@@ -17,6 +19,13 @@ const char *cs_parse_host(const char *url, size_t len, const char **host,
  * resolve); *out_port is the port to use.  0 with an error message pushed. */
 int cs_target(lua_State *L, cs_sched *s, const char *url, size_t len, int port,
               cs_lookup **out, char **hostname, int *out_port);
+/* host names a unix socket: "unix:" (any case) + path.  The first byte
+ * first: a connect per request to an address pays no strncasecmp. */
+static inline int cs_is_unix_host(const char *host, size_t len)
+{
+    return len >= 5 && (host[0] | 0x20) == 'u' &&
+           strncasecmp(host, "unix:", 5) == 0;
+}
 /* "unix:" + path: 0 with an error message pushed. */
 int cs_unix_target(lua_State *L, const char *path, cs_lookup **out);
 

@@ -293,13 +293,13 @@ void cs_lookup_drop(cs_lookup *lk)
 {
     if (lk == NULL)
         return;
-    if (lk->finished && lk->home != NULL && lk->home->loop != NULL &&
-        lk->home->spare_lookup == NULL)
-        lk->home->spare_lookup = lk; /* cs_lookup_literal's next */
-    else if (lk->finished)
-        free(lk);
-    else
+    if (!lk->finished)
         lk->orphan = 1;
+    else if (lk->home != NULL && lk->home->loop != NULL &&
+             lk->home->spare_lookup == NULL)
+        lk->home->spare_lookup = lk; /* cs_lookup_literal's next */
+    else
+        free(lk);
 }
 
 void cs_resolver_free(cs_sched *s)

@@ -727,8 +727,7 @@ static int tcp_connect(lua_State *L)
     }
     if (n == 4)
         n--;
-    is_unix = hlen >= 5 && (host[0] | 0x20) == 'u' &&
-              strncasecmp(host, "unix:", 5) == 0;
+    is_unix = cs_is_unix_host(host, hlen);
     if (n == 3 && lua_isnumber(L, 3)) {
         lua_Number p = lua_tonumber(L, 3);
         if (p < 0 || p >= 65536) {

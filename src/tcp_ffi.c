@@ -23,6 +23,7 @@
 #include "tcp.h"
 #include "compat.h"
 #include "pool.h"
+#include "addr.h"
 
 /* what ffi_line and ffi_bytes return when they do not take the bytes */
 #define FFI_C    (-1) /* the C method must do it */
@@ -149,8 +150,7 @@ static int ffi_take(void *sched, const char *host, size_t hlen, double port)
     int slot;
 
     if (!(port >= 1 && port <= 65535) || port != (double)(int)port ||
-        (hlen >= 5 && (host[0] | 0x20) == 'u' &&
-         strncasecmp(host, "unix:", 5) == 0))
+        cs_is_unix_host(host, hlen))
         return 0;
     pool = cs_pool_of_hostport(sched, host, hlen, (int)port);
     t = pool != NULL ? cs_pool_take_slot(pool, &slot) : NULL;

@@ -242,7 +242,7 @@ static int udp_setpeername(lua_State *L)
         return cs_fail(L, "socket busy");
     if (u->fd >= 0 || u->lookup != NULL)
         udp_close_fd(u);
-    if (len >= 5 && strncasecmp(host, "unix:", 5) == 0) {
+    if (cs_is_unix_host(host, len)) {
         if (!cs_unix_target(L, host + 5, &u->lookup)) {
             lua_pushnil(L);
             lua_insert(L, -2);
