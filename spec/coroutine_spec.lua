@@ -130,6 +130,34 @@ describe("cosocket.coroutine.wrap", function()
     assert.equal(e, err)
   end)
 
+  it("and resume pass on as many values as the stock functions, none for a bare yield",
+    function()
+    -- the counts each call returns, for a body that may wait before each step
+    local function counts(lib, wait)
+      local function n(...) return select("#", ...) end
+      local body = function()
+        wait(); lib.yield()
+        wait(); lib.yield(nil)
+        wait()
+      end
+      local w, c = lib.wrap(body), lib.create(body)
+      local r = {}
+      for i = 1, 3 do r[i] = n(w()) end
+      for i = 4, 6 do r[i] = n(lib.resume(c)) end
+      r[7] = n(lib.wrap(function() return 1, nil end)())
+      return table.concat(r, " ")
+    end
+    local function no_wait() end
+    local stock = counts(coroutine, no_wait)
+    assert.equal("0 1 0 1 2 1 2", stock)        -- the stock functions' counts
+    assert.equal(stock, counts(C, no_wait))      -- main
+    assert.equal(stock, cs.run(function() return counts(C, no_wait) end))
+    -- a wait inside passes its own yield up: the counts stay
+    assert.equal(stock, cs.run(function()
+      return counts(C, function() cs.sleep(0.001) end)
+    end))
+  end)
+
   it("propagates an error raised after a wait to a catching caller in a light thread",
     function()
     local r = cs.run(function()
