@@ -44,26 +44,29 @@ enum { CS_OP_PLAIN = 0, CS_OP_DEFER, CS_OP_POST, CS_OP_EXIT };
  * It lives inside the object that owns it (socket, thread, semaphore), so
  * waiting allocates nothing. */
 struct cs_op {
-    ev_io io;       /* armed when events != 0 */
-    ev_timer timer; /* armed when timeout > 0 */
-    cs_sched *s;
-    cs_thread *thread; /* who waits: a light thread, or &s->main */
-    cs_results_fn results;
-    cs_arm_fn on_arm;
-    cs_cancel_fn on_cancel;  /* kill or close: undo what arming did */
-    cs_cancel_fn on_timeout; /* before completing with "timeout" */
-    void *self;              /* the object the operation belongs to */
-    void *aux;           /* operation-specific (the thread that ended, ...) */
-    const char *err;     /* outcome recorded by callbacks, NULL for success */
-    double timeout;      /* seconds; <= 0 means no timer */
-    double timeout_rest; /* seconds it runs on after its timer fires */
-    int fd, events;
+    /* what each wait and wake-up looks at first, then the timer: with a
+     * thousand sockets busy, every cache line a request touches is a miss.
+     * The io watcher's callback reads self and the flags right after it. */
+    ev_io io;                      /* armed when events != 0 */
+    void *self;                    /* the object the operation belongs to */
     unsigned char kind;            /* CS_OP_* */
     unsigned char pending;         /* armed and not yet delivered: busy rules */
     unsigned char done;            /* completed, results not yet delivered */
     unsigned char may_linger;      /* its watchers may outlive a wait */
     unsigned char lingering;       /* io started, unref'd, nobody waiting */
     unsigned char timer_lingering; /* the same for its timer */
+    int fd, events;
+    cs_sched *s;
+    cs_thread *thread; /* who waits: a light thread, or &s->main */
+    cs_results_fn results;
+    const char *err;     /* outcome recorded by callbacks, NULL for success */
+    double timeout;      /* seconds; <= 0 means no timer */
+    double timeout_rest; /* seconds it runs on after its timer fires */
+    cs_arm_fn on_arm;
+    ev_timer timer;          /* armed when timeout > 0 */
+    cs_cancel_fn on_cancel;  /* kill or close: undo what arming did */
+    cs_cancel_fn on_timeout; /* before completing with "timeout" */
+    void *aux; /* operation-specific (the thread that ended, ...) */
 };
 
 enum { CS_TH_ALIVE = 0, CS_TH_ZOMBIE, CS_TH_DEAD };
@@ -72,29 +75,30 @@ enum { CS_TH_ALIVE = 0, CS_TH_ZOMBIE, CS_TH_DEAD };
  * userdata kept in the state's thread map, weakly keyed by the coroutine,
  * so that finished threads nobody holds are collected. */
 struct cs_thread {
-    lua_State *co; /* NULL for the main pseudo-thread */
-    int co_ref;    /* registry ref anchoring co while it runs */
+    /* what a resume looks at, first: one cache line (see cs_op) */
+    lua_State *co;              /* NULL for the main pseudo-thread */
+    cs_op *waiting;             /* armed operation it waits on */
+    cs_thread *q_next, *q_prev; /* ready, deferred or posted queue */
+    void *queue;                /* which queue holds it, or NULL */
+    unsigned ready_seq;         /* when it became ready: events run in order */
+    int nanchors;               /* values it yielded with a wait */
+    int nchain, chaincap;
+    unsigned char state;       /* CS_TH_* */
+    unsigned char initial;     /* in its first run, started by spawn */
+    unsigned char chain_known; /* chain entered in the state's chain map */
+    unsigned char failed;      /* ended by an error */
+    unsigned char linked;      /* in its parent's list of children */
+    unsigned char spawning;    /* posted while the child it spawned runs */
+    lua_State **chain;         /* coroutines it waits through (nested) */
+    int co_ref;                /* registry ref anchoring co while it runs */
+    int nres;                  /* values left on co when it ended */
     cs_sched *s;
     cs_handler *handler;
     cs_thread *parent;
     cs_thread *first_child, *next_sibling, *prev_sibling;
     cs_thread *h_next, *h_prev; /* the handler's live threads */
-    cs_thread *q_next, *q_prev; /* ready, deferred or posted queue */
-    void *queue;                /* which queue holds it, or NULL */
-    unsigned ready_seq;         /* when it became ready: events run in order */
-    cs_op *waiting;             /* armed operation it waits on */
     cs_op *waiter;              /* parent's wait() watching it */
-    cs_op *op;    /* its own waits (sleep, wait, run...): made at the first */
-    int nres;     /* values left on co when it ended */
-    int nanchors; /* values it yielded with a wait */
-    lua_State **chain; /* coroutines it waits through (nested) */
-    int nchain, chaincap;
-    unsigned char chain_known; /* chain entered in the state's chain map */
-    unsigned char state;       /* CS_TH_* */
-    unsigned char failed;      /* ended by an error */
-    unsigned char initial;     /* in its first run, started by spawn */
-    unsigned char linked;      /* in its parent's list of children */
-    unsigned char spawning;    /* posted while the child it spawned runs */
+    cs_op *op; /* its own waits (sleep, wait, run...): made at the first */
 };
 
 /* Something a handler closes when it ends (its sockets, DECISIONS.md 2). */

@@ -13,10 +13,11 @@
 
 /* the C state, a userdata in slot 1 of the socket table (DECISIONS.md 4) */
 typedef struct cs_tcp {
-    cs_owned owned; /* the handler that last connected it closes it */
-    unsigned magic;
+    /* what every read and send looks at, first: with a thousand sockets
+     * busy, each cache line a request touches is a miss (see cs_op) */
     cs_sched *s;
-    int fd;                  /* -1: no connection */
+    int fd; /* -1: no connection */
+    unsigned magic;
     unsigned char connected; /* connect succeeded on fd */
     unsigned char ever;      /* connect was called once */
     unsigned char read_closed, write_closed;
@@ -24,18 +25,24 @@ typedef struct cs_tcp {
     unsigned char eof;      /* the peer's FIN is in, after the bytes */
     unsigned char nodelay;  /* TCP_NODELAY_*: switched on, or due */
     unsigned char is_unix;
-    unsigned char rd_status;          /* TCP_RD_* of the last read */
-    unsigned read_gen;                /* bumped by every read call */
-    int connect_ms, send_ms, read_ms; /* settimeout(s); 0: the default */
-    int rd_errno, wr_errno, conn_errno;
-    int ffi_errno;  /* a send of tcp_ffi.c failed: the C method reports it */
-    size_t rd_want; /* next recv size: grows on full reads */
-    cs_op rd;
-    cs_op *wr; /* a connect, sslhandshake or send: lent while in use */
+    unsigned char rd_status;     /* TCP_RD_* of the last read */
+    unsigned char rd_want_write; /* a TLS read waits to write */
     unsigned char wr_connecting; /* wr is a connect or a handshake */
     unsigned char finalized;     /* its metatable has __gc */
+    unsigned read_gen;           /* bumped by every read call */
+    int read_ms;                 /* settimeout(s); 0: the default */
+    int rd_errno;
+    size_t rd_want;           /* next recv size: grows on full reads */
+    struct tls *tls;          /* TLS (tls.c): the context, once handshaked */
+    struct pool_item *parked; /* while its connection idles in a pool */
+    cs_op *wr; /* a connect, sslhandshake or send: lent while in use */
     cs_buffer buf;
     cs_scan scan; /* what the pending read waits for */
+    cs_op rd;
+    cs_owned owned;          /* the handler that last connected it closes it */
+    int connect_ms, send_ms; /* settimeout(s); 0: the default */
+    int wr_errno, conn_errno;
+    int ffi_errno; /* a send of tcp_ffi.c failed: the C method reports it */
     /* connect in progress */
     struct cs_lookup *lookup;
     int next_addr, conn_port;
@@ -45,19 +52,17 @@ typedef struct cs_tcp {
     size_t pending_off, pending_len, send_total;
     struct sockaddr_storage *bind_addr; /* bind(): used by connect */
     socklen_t bind_len;
-    int reused;               /* getreusedtimes() */
-    struct cs_pool *pool;     /* the pool its connection counts against */
-    struct pool_item *parked; /* while its connection idles in a pool */
-    unsigned char counted;    /* counted in pool->count */
-    unsigned char queued;     /* its connect waits in the pool's backlog */
-    char *key; /* pool key, while no pool counts the connection */
+    int reused;            /* getreusedtimes() */
+    struct cs_pool *pool;  /* the pool its connection counts against */
+    unsigned char counted; /* counted in pool->count */
+    unsigned char queued;  /* its connect waits in the pool's backlog */
+    char *key;             /* pool key, while no pool counts the connection */
     size_t klen;
-    /* TLS (tls.c): the context and its callbacks' record, once handshaked */
-    struct tls *tls;
+    /* TLS: its callbacks' record */
     struct cs_tls_io *tls_io;
     unsigned char tls_dead; /* EOF seen: libtls is not called again */
     unsigned char tls_want_session, tls_want_write; /* handshake */
-    unsigned char rd_want_write, wr_want_read;      /* TLS reads may write... */
+    unsigned char wr_want_read;     /* a TLS write waits to read */
     int tls_status;                 /* 0 or -1: how the handshake ended */
     char *client_cert, *client_key; /* setclientcert's PEM strings */
     size_t client_cert_len, client_key_len;
