@@ -390,6 +390,37 @@ describe("tcp cosockets and light threads", function()
     end)
   end)
 
+  it("resumes the threads one poll found readable in the order their data came in",
+    function()
+    local srv = helpers.fixture(defer, "echo")
+    local function busy(s) -- no yield: the echoes arrive while nothing polls
+      cs.update_time()
+      local t0 = cs.now()
+      repeat cs.update_time() until cs.now() - t0 >= s
+    end
+    local log = {}
+    cs.run(function()
+      local socks, ts = {}, {}
+      for i = 1, 3 do
+        socks[i] = cs.tcp()
+        assert(socks[i]:connect(srv.host, srv.port))
+      end
+      for i = 1, 3 do
+        ts[i] = cs.spawn(function()
+          local line = assert(socks[i]:receive())
+          log[#log + 1] = line
+        end)
+      end
+      for i = 1, 3 do
+        assert(socks[i]:send(i .. "\n"))
+        busy(0.03)
+      end
+      for i = 1, 3 do assert(cs.wait(ts[i])) end
+      for i = 1, 3 do socks[i]:close() end
+    end)
+    assert.same({ "1", "2", "3" }, log)
+  end)
+
   it("1000 light threads each make 100 round trips on their own connection", function()
     local srv = helpers.start_fixture("echo")
     defer(function() srv:stop() end)

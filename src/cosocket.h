@@ -168,6 +168,12 @@ struct cs_sched {
     cs_timer *fired, *fired_tail; /* fired, callbacks not yet started */
     struct cs_queue shutdown_waiters; /* threads waiting in shutdown() */
     unsigned seq; /* orders ready threads and fired timers */
+    /* the first thread an event of the running poll readied, and the
+     * sequence number of the poll's first event (sched.c, polled_push) */
+    cs_thread *polled_first;
+    unsigned polled_base;
+    unsigned char polling;  /* inside ev_run */
+    unsigned char timer_cb; /* in a timer's callback: it readies in order */
     cs_defer *deferred_head, *deferred_tail; /* run between threads */
     void (*on_shutdown)(cs_sched *s); /* closes idle pooled connections */
     int premature_running;            /* premature callbacks not yet done */
@@ -252,6 +258,11 @@ void cs_queue_push(struct cs_queue *q, cs_thread *th);
 void cs_queue_remove(cs_thread *th);
 void cs_run_ready(cs_sched *s);
 void cs_ready_push(cs_sched *s, cs_thread *th); /* runs after earlier events */
+/* Around the body of a timer's callback that may ready threads: they are
+ * readied as it runs (libev runs timers in expiry order), before the
+ * events of the same poll (see poll_loop in sched.c). */
+void cs_timer_cb_begin(cs_sched *s);
+void cs_timer_cb_end(cs_sched *s);
 void cs_defer_push(cs_sched *s, cs_defer *d);
 void cs_defer_remove(cs_sched *s, cs_defer *d);
 void cs_poll_once(cs_sched *s); /* main's sleep(0): one pass, no block */

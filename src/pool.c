@@ -324,10 +324,12 @@ static void keepalive_set(cs_pool *pool, double due)
 static void keepalive_on_timer(EV_P_ ev_timer *w, int revents)
 {
     cs_pool *pool = cs_container_of(w, cs_pool, keepalive);
+    cs_sched *s = pool->s;
     double now = ev_now(loop), next = 0;
     pool_item *it;
 
     (void)revents;
+    cs_timer_cb_begin(s); /* a close may ready a queued connect */
     for (;;) { /* one at a time: a close may hand others to a queued connect */
         for (it = pool->idle_tail; it != NULL; it = it->prev)
             if (it->due > 0 && it->due <= now)
@@ -336,10 +338,12 @@ static void keepalive_on_timer(EV_P_ ev_timer *w, int revents)
             break;
         if (item_is_last(it)) {
             item_close(it); /* and the pool with its timer */
+            cs_timer_cb_end(s);
             return;
         }
         item_close(it);
     }
+    cs_timer_cb_end(s);
     for (it = pool->idle_head; it != NULL; it = it->next)
         if (it->due > 0 && (next == 0 || it->due < next))
             next = it->due;

@@ -53,11 +53,14 @@ static void resolver_arm_timer(cs_resolver *r)
 static void resolver_on_timer(EV_P_ ev_timer *w, int revents)
 {
     cs_resolver *r = cs_container_of(w, cs_resolver, timer);
+    cs_sched *s = r->s;
 
     (void)loop;
     (void)revents;
+    cs_timer_cb_begin(s); /* a lookup that timed out readies its connect */
     ares_process_fd(r->channel, ARES_SOCKET_BAD, ARES_SOCKET_BAD);
-    if (r->s->resolver == r) /* not destroyed from a callback */
+    cs_timer_cb_end(s);
+    if (s->resolver == r) /* not destroyed from a callback */
         resolver_arm_timer(r);
 }
 

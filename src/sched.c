@@ -272,9 +272,11 @@ static void op_on_timeout(EV_P_ ev_timer *w, int revents)
     }
     ev_timer_stop(loop, w);
     op->err = "timeout";
+    cs_timer_cb_begin(op->s);
     if (op->on_timeout != NULL)
         op->on_timeout(op); /* a waiters queue to leave, a better text */
     cs_op_done(op);
+    cs_timer_cb_end(op->s);
 }
 
 /* The op's timer runs from now for seconds (> 0).  Op timers repeat, so
@@ -643,10 +645,80 @@ static void run_posted(cs_sched *s)
         deliver(s, th);
 }
 
+/* A thread an event readied: queued by the position its event had among
+ * those libev was given (ev_pending_count: the invoked watcher's index),
+ * behind the threads the poll's timers readied (see poll_loop).  The
+ * first one reserves a sequence number for each event; threads of one
+ * callback keep their order. */
+static void polled_push(cs_sched *s, cs_thread *th)
+{
+    unsigned fed = ev_pending_count(s->loop);
+    cs_thread *at = s->polled_first;
+
+    if (at != NULL && at->queue != &s->ready)
+        at = s->polled_first = NULL; /* left the queue: start again */
+    if (at == NULL) {                /* the first: its event was given last */
+        s->polled_base = s->seq;
+        s->seq += fed + 1;
+    } else if ((int)(s->polled_base + fed - s->seq) >= 0) {
+        s->seq = s->polled_base + fed + 1; /* a late event: not seen */
+    }
+    th->ready_seq = s->polled_base + fed;
+    while (at != NULL && (int)(at->ready_seq - th->ready_seq) <= 0)
+        at = at->q_next; /* few: the events come last first */
+    if (at == NULL) {
+        cs_queue_push(&s->ready, th);
+    } else {
+        th->q_next = at;
+        th->q_prev = at->q_prev;
+        if (at->q_prev != NULL)
+            at->q_prev->q_next = th;
+        else
+            s->ready.head = th;
+        at->q_prev = th;
+        th->queue = &s->ready;
+    }
+    if (s->polled_first == NULL || at == s->polled_first)
+        s->polled_first = th;
+}
+
 void cs_ready_push(cs_sched *s, cs_thread *th)
 {
+    if (s->polling && !s->timer_cb) {
+        polled_push(s, th);
+        return;
+    }
     th->ready_seq = s->seq++;
     cs_queue_push(&s->ready, th);
+}
+
+void cs_timer_cb_begin(cs_sched *s)
+{
+    s->timer_cb++;
+}
+
+void cs_timer_cb_end(cs_sched *s)
+{
+    s->timer_cb--;
+}
+
+/* One pass of the loop.  libev runs the watchers a pass made pending last
+ * first: the timers, fed in reverse so that they come out in expiry order,
+ * then epoll's events in reverse.  ngx runs the events in epoll's order:
+ * so are the threads they ready queued (polled_push).  Those of timers are
+ * queued as they come, and run first, as ngx runs the timers that fell
+ * due while a thread ran before it polls again.  (A timer that
+ * falls due while ngx waits in epoll_wait runs after the events the wait
+ * returns; here it runs before them: a matter of timing only.) */
+static int poll_loop(cs_sched *s, int flags)
+{
+    int active;
+
+    s->polling = 1;
+    active = ev_run(s->loop, flags);
+    s->polling = 0;
+    s->polled_first = NULL;
+    return active;
 }
 
 void cs_defer_push(cs_sched *s, cs_defer *d)
@@ -734,7 +806,7 @@ static void release_deferred(cs_sched *s)
 void cs_poll_once(cs_sched *s)
 {
     cs_run_ready(s);
-    ev_run(s->loop, EVRUN_NOWAIT);
+    poll_loop(s, EVRUN_NOWAIT);
     release_deferred(s);
     cs_run_ready(s);
 }
@@ -751,7 +823,7 @@ int cs_drive_until(lua_State *L, cs_sched *s, int (*cond)(void *), void *arg)
         if (cond(arg))
             return 1;
         flags = s->deferred.head != NULL ? EVRUN_NOWAIT : EVRUN_ONCE;
-        active = ev_run(s->loop, flags);
+        active = poll_loop(s, flags);
         release_deferred(s);
         if (!active && !cond(arg) && s->ready.head == NULL &&
             s->posted.head == NULL && s->fired == NULL &&
