@@ -396,8 +396,10 @@ static int tcp_try_next(int err)
 }
 
 /* CONN_LATE: connected, but only by the second connect() of a loopback
- * address (see connect_settled); the connect still yields, as ngx's does */
-enum { CONN_OK, CONN_LATE, CONN_AGAIN, CONN_FAIL };
+ * address (see connect_settled); CONN_LATE_FAIL: refused so (the last
+ * address tried).  The connect still yields, as ngx's does: it learns
+ * either from the event loop */
+enum { CONN_OK, CONN_LATE, CONN_AGAIN, CONN_FAIL, CONN_LATE_FAIL };
 
 /* A connect waits for both: a failed one is reported with EPOLLERR, which
  * libev passes on as both, so writable alone means connected and saves the
@@ -442,13 +444,14 @@ static int connect_settled(int fd, const struct sockaddr *sa, socklen_t len)
 static int tcp_connect_next(cs_tcp *t)
 {
     struct cs_lookup *lk = t->lookup;
+    int late = 0;
 
     while (t->next_addr < lk->naddrs) {
         int i = t->next_addr++;
         struct sockaddr *sa = (struct sockaddr *)&lk->addrs[i];
         int fd = socket(sa->sa_family,
                         SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-        int err;
+        int err, connect_late;
 
         if (fd < 0) {
             t->conn_errno = errno;
@@ -466,7 +469,8 @@ static int tcp_connect_next(cs_tcp *t)
             return CONN_OK;
         }
         err = errno;
-        if (err == EINPROGRESS)
+        connect_late = err == EINPROGRESS;
+        if (connect_late)
             err = connect_settled(fd, sa, lk->lens[i]);
         if (err == 0 || err == EALREADY) {
             if (t->next_addr >= lk->naddrs) { /* nothing left to try */
@@ -478,23 +482,24 @@ static int tcp_connect_next(cs_tcp *t)
             t->conn_errno = 0;
             return CONN_LATE;
         }
+        late = connect_late; /* the refusal came from connect_settled */
         t->conn_errno = err;
         close(fd);
         t->fd = -1;
         if (!tcp_try_next(t->conn_errno))
-            return CONN_FAIL;
+            return late ? CONN_LATE_FAIL : CONN_FAIL;
     }
     if (t->conn_errno == 0)
         t->conn_errno = ECONNREFUSED;
-    return CONN_FAIL;
+    return late ? CONN_LATE_FAIL : CONN_FAIL;
 }
 
 static void tcp_on_resolved(cs_lookup *lk);
 
 /* Starts the lookup or the connect.  CONN_AGAIN: the op waits (for the
  * resolver or the socket; armed says whether its watchers run already);
- * CONN_OK or CONN_LATE; CONN_FAIL (op->err, t->conn_errno or the lookup
- * say why). */
+ * CONN_OK or CONN_LATE; CONN_FAIL or CONN_LATE_FAIL (op->err, t->conn_errno or
+ * the lookup say why). */
 static int tcp_start(cs_tcp *t, int armed)
 {
     cs_op *op = t->wr;
@@ -842,7 +847,7 @@ static int tcp_connect(lua_State *L)
     rc = tcp_start(t, 0);
     if (rc == CONN_AGAIN)
         return cs_wait(L, op);
-    if (rc == CONN_LATE && s->current != NULL) {
+    if ((rc == CONN_LATE || rc == CONN_LATE_FAIL) && s->current != NULL) {
         /* a light thread still yields: ngx resumes it from the event loop,
          * after what was ready before; here after one poll, as sleep(0) */
         op->kind = CS_OP_DEFER;
