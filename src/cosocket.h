@@ -222,7 +222,10 @@ double cs_ms_to_seconds(lua_Number ms);
 void cs_op_init(cs_op *op, cs_sched *s, void *self, cs_results_fn results);
 int cs_wait(lua_State *L, cs_op *op); /* may raise; returns at once */
 void cs_op_done(cs_op *op);           /* C only, from callbacks */
-void cs_op_cancel(cs_op *op);         /* C only */
+/* The same, but its thread runs before any ready one: the parent waiting
+ * for a thread that ended (ngx resumes it at once).  C only. */
+void cs_op_done_next(cs_op *op);
+void cs_op_cancel(cs_op *op); /* C only */
 /* An op record for an object that does not carry one inline (a socket's
  * connect, handshake or send, lent while it runs; a light thread's own):
  * from the scheduler's free list, else calloc. NULL: no memory. */

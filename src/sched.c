@@ -358,7 +358,8 @@ io_armed:
         op->on_arm(op);
 }
 
-void cs_op_done(cs_op *op)
+/* next: its thread runs before the ready ones (cs_op_done_next) */
+static void op_complete(cs_op *op, int next)
 {
     cs_thread *th = op->thread;
 
@@ -366,8 +367,22 @@ void cs_op_done(cs_op *op)
         return;
     op_stop_watchers(op, 1);
     op->done = 1;
-    if (th != NULL && th != &op->s->main && th->waiting == op)
+    if (th == NULL || th == &op->s->main || th->waiting != op)
+        return;
+    if (next)
+        cs_queue_push(&op->s->posted, th);
+    else
         cs_ready_push(op->s, th);
+}
+
+void cs_op_done(cs_op *op)
+{
+    op_complete(op, 0);
+}
+
+void cs_op_done_next(cs_op *op)
+{
+    op_complete(op, 1);
 }
 
 void cs_op_cancel(cs_op *op)

@@ -285,7 +285,7 @@ void cs_thread_ended(cs_sched *s, cs_thread *th, int ok, int nres)
                                  : "light thread aborted");
     if (th->waiter != NULL && th->waiter->pending && !th->waiter->done) {
         th->waiter->aux = th; /* keeps co anchored until it is reaped */
-        cs_op_done(th->waiter);
+        cs_op_done_next(th->waiter);
     } else {
         release_co(th);
     }
