@@ -62,6 +62,8 @@ struct cs_op {
     const char *err;     /* outcome recorded by callbacks, NULL for success */
     double timeout;      /* seconds; <= 0 means no timer */
     double timeout_rest; /* seconds it runs on after its timer fires */
+    double due;          /* when the wait times out (loop time) */
+    unsigned arm;        /* s->arms when its timer was started */
     cs_arm_fn on_arm;
     ev_timer timer;          /* armed when timeout > 0 */
     cs_cancel_fn on_cancel;  /* kill or close: undo what arming did */
@@ -174,6 +176,13 @@ struct cs_sched {
     unsigned polled_base;
     unsigned char polling;  /* inside ev_run */
     unsigned char timer_cb; /* in a timer's callback: it readies in order */
+    /* what the running poll's timers readied or fired, set aside until
+     * they are all seen, and the running timer's deadline and start */
+    struct cs_due *dues;
+    int ndues, duecap;
+    double cb_due;
+    unsigned cb_arm;
+    unsigned arms; /* timers started: equal deadlines fire in this order */
     cs_defer *deferred_head, *deferred_tail; /* run between threads */
     void (*on_shutdown)(cs_sched *s); /* closes idle pooled connections */
     int premature_running;            /* premature callbacks not yet done */
@@ -261,11 +270,15 @@ void cs_queue_push(struct cs_queue *q, cs_thread *th);
 void cs_queue_remove(cs_thread *th);
 void cs_run_ready(cs_sched *s);
 void cs_ready_push(cs_sched *s, cs_thread *th); /* runs after earlier events */
-/* Around the body of a timer's callback that may ready threads: they are
- * readied as it runs (libev runs timers in expiry order), before the
- * events of the same poll (see poll_loop in sched.c). */
-void cs_timer_cb_begin(cs_sched *s);
+/* Around the body of a timer's callback that may ready threads, with the
+ * timer's deadline and its place among the timers started (s->arms++ when
+ * it was): they are readied in that order, before the events of the same
+ * poll (see poll_loop in sched.c). */
+void cs_timer_cb_begin(cs_sched *s, double due, unsigned arm);
 void cs_timer_cb_end(cs_sched *s);
+/* A timer of timer.c fired in a poll: set aside as above (1), or not in a
+ * poll (0: the caller appends it to s->fired at once). */
+int cs_due_timer(cs_sched *s, cs_timer *t, double due, unsigned arm);
 void cs_defer_push(cs_sched *s, cs_defer *d);
 void cs_defer_remove(cs_sched *s, cs_defer *d);
 void cs_poll_once(cs_sched *s); /* main's sleep(0): one pass, no block */
@@ -301,6 +314,7 @@ void cs_timers_free(cs_sched *s);
 /* The first fired timer, if it fell due before seq: starts its callback
  * and returns 1. */
 int cs_timers_dispatch_before(cs_sched *s, int any, unsigned seq);
+void cs_timer_append_fired(cs_sched *s, cs_timer *t); /* to s->fired */
 void cs_shutdown_wake(cs_sched *s);
 
 /* semaphore.c */

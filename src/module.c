@@ -50,6 +50,8 @@ static int sched_gc(lua_State *L)
     cs_ops_free(s);
     free(s->spare_lookup); /* lookups dropped from now on are freed */
     s->spare_lookup = NULL;
+    free(s->dues);
+    s->dues = NULL;
     free(s->iov);
     free(s->iov_isnum);
     free(s->nums);

@@ -329,7 +329,8 @@ static void keepalive_on_timer(EV_P_ ev_timer *w, int revents)
     pool_item *it;
 
     (void)revents;
-    cs_timer_cb_begin(s); /* a close may ready a queued connect */
+    /* a close may ready a queued connect */
+    cs_timer_cb_begin(s, pool->keepalive_due, s->arms++);
     for (;;) { /* one at a time: a close may hand others to a queued connect */
         for (it = pool->idle_tail; it != NULL; it = it->prev)
             if (it->due > 0 && it->due <= now)

@@ -55,9 +55,9 @@ static void resolver_on_timer(EV_P_ ev_timer *w, int revents)
     cs_resolver *r = cs_container_of(w, cs_resolver, timer);
     cs_sched *s = r->s;
 
-    (void)loop;
     (void)revents;
-    cs_timer_cb_begin(s); /* a lookup that timed out readies its connect */
+    /* a lookup that timed out readies its connect */
+    cs_timer_cb_begin(s, ev_now(loop), s->arms++);
     ares_process_fd(r->channel, ARES_SOCKET_BAD, ARES_SOCKET_BAD);
     cs_timer_cb_end(s);
     if (s->resolver == r) /* not destroyed from a callback */

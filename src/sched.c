@@ -272,7 +272,7 @@ static void op_on_timeout(EV_P_ ev_timer *w, int revents)
     }
     ev_timer_stop(loop, w);
     op->err = "timeout";
-    cs_timer_cb_begin(op->s);
+    cs_timer_cb_begin(op->s, op->due, op->arm);
     if (op->on_timeout != NULL)
         op->on_timeout(op); /* a waiters queue to leave, a better text */
     cs_op_done(op);
@@ -286,6 +286,8 @@ static void op_timer_start(cs_op *op, double seconds)
 {
     struct ev_loop *loop = op->s->loop;
 
+    op->due = ev_now(loop) + seconds;
+    op->arm = op->s->arms++;
     op->timeout_rest = 0;
     if (op->timer_lingering) { /* started: early enough, or restarted */
         double remaining = ev_timer_remaining(loop, &op->timer);
@@ -660,6 +662,69 @@ static void run_posted(cs_sched *s)
         deliver(s, th);
 }
 
+/* What a timer of the running poll readied (th) or fired (timer), with
+ * that timer's deadline and start: libev fires timers of one deadline in
+ * no set order, ngx in the order they were started. */
+struct cs_due {
+    double due;
+    unsigned arm;
+    cs_thread *th;
+    cs_timer *timer;
+};
+
+static int due_add(cs_sched *s, cs_thread *th, cs_timer *timer, double due,
+                   unsigned arm)
+{
+    struct cs_due *d;
+
+    if (s->ndues == s->duecap) {
+        int cap = s->duecap > 0 ? 2 * s->duecap : 16;
+        struct cs_due *n = realloc(s->dues, (size_t)cap * sizeof(*n));
+
+        if (n == NULL)
+            return 0; /* queued at once instead: the order is all it costs */
+        s->dues = n;
+        s->duecap = cap;
+    }
+    d = &s->dues[s->ndues++];
+    d->due = due;
+    d->arm = arm;
+    d->th = th;
+    d->timer = timer;
+    return 1;
+}
+
+static int due_before(const struct cs_due *a, const struct cs_due *b)
+{
+    return a->due < b->due || (a->due == b->due && (int)(a->arm - b->arm) < 0);
+}
+
+/* Queues what the poll's timers did, by deadline, then start: they come
+ * by deadline already (an insertion sort moves only the ties). */
+static void due_flush(cs_sched *s)
+{
+    int i, j;
+
+    for (i = 1; i < s->ndues; i++) {
+        struct cs_due d = s->dues[i];
+
+        for (j = i; j > 0 && due_before(&d, &s->dues[j - 1]); j--)
+            s->dues[j] = s->dues[j - 1];
+        s->dues[j] = d;
+    }
+    for (i = 0; i < s->ndues; i++) {
+        cs_thread *th = s->dues[i].th;
+
+        if (s->dues[i].timer != NULL) {
+            cs_timer_append_fired(s, s->dues[i].timer);
+        } else if (th->waiting != NULL) { /* not cancelled meanwhile */
+            th->ready_seq = s->seq++;
+            cs_queue_push(&s->ready, th);
+        }
+    }
+    s->ndues = 0;
+}
+
 /* A thread an event readied: queued by the position its event had among
  * those libev was given (ev_pending_count: the invoked watcher's index),
  * behind the threads the poll's timers readied (see poll_loop).  The
@@ -673,6 +738,7 @@ static void polled_push(cs_sched *s, cs_thread *th)
     if (at != NULL && at->queue != &s->ready)
         at = s->polled_first = NULL; /* left the queue: start again */
     if (at == NULL) {                /* the first: its event was given last */
+        due_flush(s);                /* the timers' go first */
         s->polled_base = s->seq;
         s->seq += fed + 1;
     } else if ((int)(s->polled_base + fed - s->seq) >= 0) {
@@ -697,19 +763,30 @@ static void polled_push(cs_sched *s, cs_thread *th)
         s->polled_first = th;
 }
 
+int cs_due_timer(cs_sched *s, cs_timer *t, double due, unsigned arm)
+{
+    return s->polling && due_add(s, NULL, t, due, arm);
+}
+
 void cs_ready_push(cs_sched *s, cs_thread *th)
 {
-    if (s->polling && !s->timer_cb) {
-        polled_push(s, th);
-        return;
+    if (s->polling) {
+        if (!s->timer_cb) {
+            polled_push(s, th);
+            return;
+        }
+        if (due_add(s, th, NULL, s->cb_due, s->cb_arm))
+            return;
     }
     th->ready_seq = s->seq++;
     cs_queue_push(&s->ready, th);
 }
 
-void cs_timer_cb_begin(cs_sched *s)
+void cs_timer_cb_begin(cs_sched *s, double due, unsigned arm)
 {
     s->timer_cb++;
+    s->cb_due = due;
+    s->cb_arm = arm;
 }
 
 void cs_timer_cb_end(cs_sched *s)
@@ -732,6 +809,7 @@ static int poll_loop(cs_sched *s, int flags)
     s->polling = 1;
     active = ev_run(s->loop, flags);
     s->polling = 0;
+    due_flush(s);
     s->polled_first = NULL;
     return active;
 }

@@ -18,6 +18,8 @@ struct cs_timer {
     int fires; /* firings not yet dispatched */
     unsigned char every, queued, premature, stopped;
     unsigned fired_seq;    /* when it first fired: ordered with threads */
+    double due;            /* its next firing (loop time) */
+    unsigned arm;          /* s->arms when it was started for it */
     cs_timer *next, *prev; /* s->timers: every timer not yet freed */
     cs_timer *fired_next;  /* s->fired: waiting for dispatch */
 };
@@ -87,14 +89,8 @@ static void timer_free(cs_timer *t)
     free(t);
 }
 
-static void timer_queue(cs_timer *t)
+void cs_timer_append_fired(cs_sched *s, cs_timer *t)
 {
-    cs_sched *s = t->s;
-
-    t->fires++;
-    if (t->queued)
-        return;
-    t->queued = 1;
     t->fired_seq = s->seq++;
     t->fired_next = NULL;
     if (s->fired_tail != NULL)
@@ -104,18 +100,39 @@ static void timer_queue(cs_timer *t)
     s->fired_tail = t;
 }
 
+/* t fired, due at due: its callback starts between two passes, in the
+ * order of the poll's timers (cs_due_timer) */
+static void timer_queue(cs_timer *t, double due, unsigned arm)
+{
+    cs_sched *s = t->s;
+
+    t->fires++;
+    if (t->queued)
+        return;
+    t->queued = 1;
+    if (!cs_due_timer(s, t, due, arm))
+        cs_timer_append_fired(s, t);
+}
+
 static void timer_on_fire(EV_P_ ev_timer *w, int revents)
 {
     cs_timer *t = cs_container_of(w, cs_timer, w);
     cs_sched *s = t->s;
 
-    (void)loop;
+    double due = t->due;
+    unsigned arm = t->arm;
+
     (void)revents;
     if (!t->every) {
         s->pending_timers--;
         s->oneshot_timers--;
+    } else { /* started again for its next firing, as ngx adds it again */
+        t->due += t->w.repeat;
+        if (t->due < ev_now(loop))
+            t->due = ev_now(loop);
+        t->arm = s->arms++;
     }
-    timer_queue(t);
+    timer_queue(t, due, arm);
 }
 
 /* A one-shot timer that will never run: its creator stops waiting. */
@@ -238,6 +255,8 @@ static int timer_create(lua_State *L, int every)
     }
     ev_timer_init(&t->w, timer_on_fire, delay, every ? delay : 0.);
     ev_timer_start(s->loop, &t->w);
+    t->due = ev_now(s->loop) + delay;
+    t->arm = s->arms++;
     lua_pushinteger(L, 1);
     return 1;
 }
@@ -310,7 +329,7 @@ static int timer_shutdown(lua_State *L)
             s->pending_timers--;
             if (!t->every)
                 s->oneshot_timers--;
-            timer_queue(t);
+            timer_queue(t, 0, 0); /* not in a poll: queued at once */
         }
         if (s->on_shutdown != NULL)
             s->on_shutdown(s);
