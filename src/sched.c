@@ -845,11 +845,13 @@ void cs_defer_remove(cs_sched *s, cs_defer *d)
     d->queued = 0;
 }
 
+/* Deferred work in order, stopped by a thread it readied to run next (a
+ * semaphore's waiter, which runs before the next one is served). */
 static void run_deferred(cs_sched *s)
 {
     cs_defer *d;
 
-    while ((d = s->deferred_head) != NULL) {
+    while ((d = s->deferred_head) != NULL && s->posted.head == NULL) {
         s->deferred_head = d->next;
         if (s->deferred_head == NULL)
             s->deferred_tail = NULL;

@@ -67,18 +67,22 @@ static int sema_results(lua_State *L, cs_op *op)
     return 2;
 }
 
-/* Hands free resources to waiters in FIFO order, between two resumes. */
+/* Hands a free resource to the first waiter, between two resumes; that
+ * waiter runs before the next is served, as ngx resumes each one as it
+ * serves it (a waiter that waits again queues behind the others). */
 static void sema_hand_out(cs_defer *d)
 {
     cs_sema *sema = cs_container_of(d, cs_sema, hand_out);
-    cs_thread *th;
+    cs_thread *th = sema->waiters.head;
 
-    while (sema->count > 0 && (th = sema->waiters.head) != NULL) {
-        cs_queue_remove(th);
-        sema->nwaiters--;
-        sema->count--;
-        cs_op_done(th->waiting);
-    }
+    if (sema->count <= 0 || th == NULL)
+        return;
+    cs_queue_remove(th);
+    sema->nwaiters--;
+    sema->count--;
+    cs_op_done_next(th->waiting);
+    if (sema->count > 0)
+        sema_wake(sema); /* the next, once this one has run */
 }
 
 static void sema_wake(cs_sema *sema)
