@@ -321,7 +321,9 @@ static void op_arm(cs_op *op, cs_thread *th)
     op->err = NULL;
     th->waiting = op;
     switch (op->kind) {
-    case CS_OP_DEFER:
+    case CS_OP_DEFER: /* a 0 ms timer of ngx's, after one poll here */
+        op->due = ev_now(s->loop);
+        op->arm = s->arms++;
         cs_queue_push(&s->deferred, th);
         return;
     case CS_OP_POST:
@@ -804,9 +806,19 @@ void cs_timer_cb_end(cs_sched *s)
  * returns; here it runs before them: a matter of timing only.) */
 static int poll_loop(cs_sched *s, int flags)
 {
+    cs_thread *th;
     int active;
 
     s->polling = 1;
+    /* threads that yielded with sleep(0) run again after this poll, among
+     * its timers, as the 0 ms timers ngx makes of them (flags: it does
+     * not block then) */
+    while ((th = queue_pop(&s->deferred)) != NULL) {
+        cs_timer_cb_begin(s, th->waiting->due, th->waiting->arm);
+        th->waiting->done = 1;
+        cs_ready_push(s, th);
+        cs_timer_cb_end(s);
+    }
     active = ev_run(s->loop, flags);
     s->polling = 0;
     due_flush(s);
@@ -887,22 +899,10 @@ void cs_run_ready(cs_sched *s)
     }
 }
 
-/* Threads that yielded with sleep(0) run again after one poll. */
-static void release_deferred(cs_sched *s)
-{
-    cs_thread *th;
-
-    while ((th = queue_pop(&s->deferred)) != NULL) {
-        th->waiting->done = 1;
-        cs_ready_push(s, th);
-    }
-}
-
 void cs_poll_once(cs_sched *s)
 {
     cs_run_ready(s);
     poll_loop(s, EVRUN_NOWAIT);
-    release_deferred(s);
     cs_run_ready(s);
 }
 
@@ -919,7 +919,6 @@ int cs_drive_until(lua_State *L, cs_sched *s, int (*cond)(void *), void *arg)
             return 1;
         flags = s->deferred.head != NULL ? EVRUN_NOWAIT : EVRUN_ONCE;
         active = poll_loop(s, flags);
-        release_deferred(s);
         if (!active && !cond(arg) && s->ready.head == NULL &&
             s->posted.head == NULL && s->fired == NULL &&
             s->deferred_head == NULL)
