@@ -38,7 +38,10 @@ typedef void (*cs_cancel_fn)(cs_op *op);
 /* Extra work when the operation is armed (join a waiters queue). C only. */
 typedef void (*cs_arm_fn)(cs_op *op);
 
-enum { CS_OP_PLAIN = 0, CS_OP_DEFER, CS_OP_POST, CS_OP_EXIT };
+/* CS_OP_DEFER: done after one poll, with its timers (sleep(0), as a 0 ms
+ * timer of ngx's); CS_OP_DEFER_IO: after one poll, after its events (a
+ * connect done at once, which ngx learns of from epoll) */
+enum { CS_OP_PLAIN = 0, CS_OP_DEFER, CS_OP_DEFER_IO, CS_OP_POST, CS_OP_EXIT };
 
 /* A pending operation: the one thing a light thread (or main) waits on.
  * It lives inside the object that owns it (socket, thread, semaphore), so
@@ -161,6 +164,7 @@ struct cs_sched {
     cs_handler main_handler;
     cs_thread *current; /* running light thread, NULL when none */
     struct cs_queue ready, deferred, posted;
+    struct cs_queue deferred_io;  /* CS_OP_DEFER_IO's, while a poll runs */
     cs_op *arm;                   /* op of the wait whose yield is on its way */
     int arm_bare;                 /* that yield is the anchor alone (cs_wait) */
     cs_thread *spawn_request;     /* child a yielding spawn asks to start */

@@ -322,6 +322,7 @@ static void op_arm(cs_op *op, cs_thread *th)
     th->waiting = op;
     switch (op->kind) {
     case CS_OP_DEFER: /* a 0 ms timer of ngx's, after one poll here */
+    case CS_OP_DEFER_IO:
         op->due = ev_now(s->loop);
         op->arm = s->arms++;
         cs_queue_push(&s->deferred, th);
@@ -812,10 +813,14 @@ static int poll_loop(cs_sched *s, int flags)
     s->polling = 1;
     /* threads that yielded with sleep(0) run again after this poll, among
      * its timers, as the 0 ms timers ngx makes of them (flags: it does
-     * not block then) */
+     * not block then); a connect done at once, after its events */
     while ((th = queue_pop(&s->deferred)) != NULL) {
-        cs_timer_cb_begin(s, th->waiting->due, th->waiting->arm);
         th->waiting->done = 1;
+        if (th->waiting->kind == CS_OP_DEFER_IO) {
+            cs_queue_push(&s->deferred_io, th);
+            continue;
+        }
+        cs_timer_cb_begin(s, th->waiting->due, th->waiting->arm);
         cs_ready_push(s, th);
         cs_timer_cb_end(s);
     }
@@ -823,6 +828,8 @@ static int poll_loop(cs_sched *s, int flags)
     s->polling = 0;
     due_flush(s);
     s->polled_first = NULL;
+    while ((th = queue_pop(&s->deferred_io)) != NULL)
+        cs_ready_push(s, th);
     return active;
 }
 
