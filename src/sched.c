@@ -745,7 +745,7 @@ static void polled_push(cs_sched *s, cs_thread *th)
         s->polled_base = s->seq;
         s->seq += fed + 1;
     } else if ((int)(s->polled_base + fed - s->seq) >= 0) {
-        s->seq = s->polled_base + fed + 1; /* a late event: not seen */
+        s->seq = s->polled_base + fed + 1; /* not expected: made room */
     }
     th->ready_seq = s->polled_base + fed;
     while (at != NULL && (int)(at->ready_seq - th->ready_seq) <= 0)
@@ -800,11 +800,12 @@ void cs_timer_cb_end(cs_sched *s)
 /* One pass of the loop.  libev runs the watchers a pass made pending last
  * first: the timers, fed in reverse so that they come out in expiry order,
  * then epoll's events in reverse.  ngx runs the events in epoll's order:
- * so are the threads they ready queued (polled_push).  Those of timers are
- * queued as they come, and run first, as ngx runs the timers that fell
- * due while a thread ran before it polls again.  (A timer that
- * falls due while ngx waits in epoll_wait runs after the events the wait
- * returns; here it runs before them: a matter of timing only.) */
+ * so are the threads they ready queued (polled_push).  What the timers
+ * did is queued by deadline, then start (due_flush), before the events,
+ * as ngx runs the timers that fell due while a thread ran before it polls
+ * again.  (A timer that falls due while ngx waits in epoll_wait runs after
+ * the events the wait returns; here it runs before them: a matter of
+ * timing only.) */
 static int poll_loop(cs_sched *s, int flags)
 {
     cs_thread *th;

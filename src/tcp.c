@@ -849,7 +849,7 @@ static int tcp_connect(lua_State *L)
         return cs_wait(L, op);
     if ((rc == CONN_LATE || rc == CONN_LATE_FAIL) && s->current != NULL) {
         /* a light thread still yields: ngx resumes it from the event loop,
-         * after what was ready before; here after one poll, as sleep(0) */
+         * after what was ready before; here after one poll's events */
         op->kind = CS_OP_DEFER_IO;
         return cs_wait(L, op);
     }

@@ -118,7 +118,6 @@ static void timer_on_fire(EV_P_ ev_timer *w, int revents)
 {
     cs_timer *t = cs_container_of(w, cs_timer, w);
     cs_sched *s = t->s;
-
     double due = t->due;
     unsigned arm = t->arm;
 
