@@ -65,8 +65,8 @@ struct cs_op {
     const char *err;     /* outcome recorded by callbacks, NULL for success */
     double timeout;      /* seconds; <= 0 means no timer */
     double timeout_rest; /* seconds it runs on after its timer fires */
-    double due;          /* when the wait times out (loop time) */
-    unsigned arm;        /* s->arms when its timer was started */
+    double due;   /* when its timer falls due (loop time); sleep(0)'s: now */
+    unsigned arm; /* s->arms when its timer was started */
     cs_arm_fn on_arm;
     ev_timer timer;          /* armed when timeout > 0 */
     cs_cancel_fn on_cancel;  /* kill or close: undo what arming did */
