@@ -211,6 +211,19 @@ void cs_queue_remove(cs_thread *th)
     th->queue = NULL;
 }
 
+static void queue_insert_before(struct cs_queue *q, cs_thread *at,
+                                cs_thread *th)
+{
+    th->q_next = at;
+    th->q_prev = at->q_prev;
+    if (at->q_prev != NULL)
+        at->q_prev->q_next = th;
+    else
+        q->head = th;
+    at->q_prev = th;
+    th->queue = q;
+}
+
 static cs_thread *queue_pop(struct cs_queue *q)
 {
     cs_thread *th = q->head;
@@ -322,9 +335,11 @@ static void op_arm(cs_op *op, cs_thread *th)
     th->waiting = op;
     switch (op->kind) {
     case CS_OP_DEFER: /* a 0 ms timer of ngx's, after one poll here */
-    case CS_OP_DEFER_IO:
         op->due = ev_now(s->loop);
         op->arm = s->arms++;
+        cs_queue_push(&s->deferred, th);
+        return;
+    case CS_OP_DEFER_IO: /* after one poll's events (poll_loop) */
         cs_queue_push(&s->deferred, th);
         return;
     case CS_OP_POST:
@@ -750,18 +765,10 @@ static void polled_push(cs_sched *s, cs_thread *th)
     th->ready_seq = s->polled_base + fed;
     while (at != NULL && (int)(at->ready_seq - th->ready_seq) <= 0)
         at = at->q_next; /* few: the events come last first */
-    if (at == NULL) {
+    if (at == NULL)
         cs_queue_push(&s->ready, th);
-    } else {
-        th->q_next = at;
-        th->q_prev = at->q_prev;
-        if (at->q_prev != NULL)
-            at->q_prev->q_next = th;
-        else
-            s->ready.head = th;
-        at->q_prev = th;
-        th->queue = &s->ready;
-    }
+    else
+        queue_insert_before(&s->ready, at, th);
     if (s->polled_first == NULL || at == s->polled_first)
         s->polled_first = th;
 }

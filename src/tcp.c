@@ -451,7 +451,7 @@ static int tcp_connect_next(cs_tcp *t)
         struct sockaddr *sa = (struct sockaddr *)&lk->addrs[i];
         int fd = socket(sa->sa_family,
                         SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-        int err, connect_late;
+        int err;
 
         if (fd < 0) {
             t->conn_errno = errno;
@@ -469,8 +469,8 @@ static int tcp_connect_next(cs_tcp *t)
             return CONN_OK;
         }
         err = errno;
-        connect_late = err == EINPROGRESS;
-        if (connect_late)
+        late = err == EINPROGRESS; /* a refusal now: connect_settled's */
+        if (late)
             err = connect_settled(fd, sa, lk->lens[i]);
         if (err == 0 || err == EALREADY) {
             if (t->next_addr >= lk->naddrs) { /* nothing left to try */
@@ -482,7 +482,6 @@ static int tcp_connect_next(cs_tcp *t)
             t->conn_errno = 0;
             return CONN_LATE;
         }
-        late = connect_late; /* the refusal came from connect_settled */
         t->conn_errno = err;
         close(fd);
         t->fd = -1;
