@@ -12,6 +12,8 @@ LUA_INCDIR ?= $(call lua_incdir,$(LUA_PC))
 CFLAGS     ?= -O2 -g
 LIBFLAG    ?= -shared
 BUILD      ?= build
+BUILD52    ?= build/lua52
+BUILD53    ?= build/lua53
 BUILD54    ?= build/lua54
 
 SRCS    = $(wildcard src/*.c)
@@ -57,7 +59,8 @@ INST_BINDIR ?= $(INST_PREFIX)/bin
 # on it: only a recommendation of luarocks, which .ci/run does not install).
 DEB_PACKAGES = build-essential pkg-config libev-dev libtls-dev libssl-dev \
                libc-ares-dev libpcre2-dev luajit2 libluajit2-5.1-dev lua5.1 \
-               liblua5.1-0-dev lua5.4 liblua5.4-dev lua-busted luarocks \
+               liblua5.1-0-dev lua5.2 liblua5.2-dev lua5.3 liblua5.3-dev \
+               lua5.4 liblua5.4-dev lua-busted luarocks \
                lua-socket lua-check clang clang-format valgrind socat openssl \
                redis-server memcached nginx libnginx-mod-http-lua \
                lua-resty-core libfuzzer-14-dev
@@ -74,8 +77,8 @@ VALGRIND_SCALE = 0.05
 
 ROCK = cosocket-scm-1.src.rock
 
-.PHONY: all build54 deps deps-list test conformance demo asan valgrind fuzz \
-        lint format check-symbols rock install clean FORCE
+.PHONY: all build52 build53 build54 deps deps-list test conformance demo asan \
+        valgrind fuzz lint format check-symbols rock install clean FORCE
 .DELETE_ON_ERROR:
 
 all: $(SO)
@@ -123,10 +126,10 @@ $(BUILD)/bench/raw_client: bench/raw_client.c $(BUILD)/flags
 	@mkdir -p $(BUILD)/bench
 	$(CC) $(FIXTURE_CFLAGS) $(BENCH_TLS_FLAGS) -o $@ $< -lssl -lcrypto
 
-# the 5.4 build gets its own directory and headers (STYLE.md 6)
-build54:
-	$(MAKE) BUILD=$(BUILD54) LUA_PC=lua5.4 \
-	  LUA_INCDIR=$(call lua_incdir,lua5.4) all
+# the 5.2, 5.3 and 5.4 builds get their own directories and headers (STYLE.md 6)
+build52 build53 build54: build5%:
+	$(MAKE) BUILD=$(BUILD5$*) LUA_PC=lua5.$* \
+	  LUA_INCDIR=$(call lua_incdir,lua5.$*) all
 
 # `dpkg -s` exits 0 for removed-but-not-purged packages: read its Status line
 deps:
@@ -153,12 +156,19 @@ deps-list:
 	@echo $(DEB_PACKAGES)
 
 # deps first, then the build: a recursive make keeps that order under -j
-# Lua 5.4 is built and tested too: it costs a few seconds (COSOCKET_LUA54=0: not)
+# Lua 5.2, 5.3 and 5.4 are built and tested too: each costs about 45 seconds
+# (COSOCKET_LUA52=0, COSOCKET_LUA53=0, COSOCKET_LUA54=0: not)
+COSOCKET_LUA52 ?= 1
+COSOCKET_LUA53 ?= 1
 COSOCKET_LUA54 ?= 1
 test: deps
 	$(MAKE) all $(TEST_PROGS)
+	$(if $(filter 1,$(COSOCKET_LUA52)),$(MAKE) build52)
+	$(if $(filter 1,$(COSOCKET_LUA53)),$(MAKE) build53)
 	$(if $(filter 1,$(COSOCKET_LUA54)),$(MAKE) build54)
-	COSOCKET_LUA54=$(COSOCKET_LUA54) COSOCKET_BUILD=$(BUILD) \
+	COSOCKET_LUA52=$(COSOCKET_LUA52) COSOCKET_LUA53=$(COSOCKET_LUA53) \
+	  COSOCKET_LUA54=$(COSOCKET_LUA54) COSOCKET_BUILD=$(BUILD) \
+	  COSOCKET_BUILD52=$(BUILD52) COSOCKET_BUILD53=$(BUILD53) \
 	  COSOCKET_BUILD54=$(BUILD54) spec/run-all
 
 # conformance/: every case run in nginx (the oracle) and on cosocket (LuaJIT

@@ -1,7 +1,7 @@
 -- bin/cosocket: resty-cli's job without nginx (issue #6): a script or -e
 -- code run as a handler with the ngx layer, -I, arg, and the exit status
 -- of ngx.exit(n) and of an error. Run with the interpreter of this run.
-local lua = require("helpers").interpreter() -- luajit, lua5.1 or lua5.4
+local lua = require("helpers").interpreter() -- luajit, lua5.1 ... lua5.4
 
 local function q(s) return "'" .. s:gsub("'", "'\\''") .. "'" end
 

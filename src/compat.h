@@ -44,7 +44,8 @@ int cs_is_lua_function(lua_State *L, int idx);
  * decimal integer (5.3+ shows an integral float as "6379.0"). */
 int cs_shows_as_integer(lua_State *L, int idx);
 /* Can L yield here?  Exact where the VM can tell (LuaJIT, 5.3+); on PUC
- * 5.1 it detects pcall-like C frames between here and the coroutine.
+ * 5.1 and 5.2 it detects C frames between here and the coroutine (on 5.2
+ * but pcall and xpcall: see cs_compat_open).
  * Inline for LuaJIT's and 5.3+'s one call, on every wait. */
 int cs_isyieldable_walk(lua_State *L);
 static inline int cs_isyieldable(lua_State *L,
@@ -60,5 +61,9 @@ static inline int cs_isyieldable(lua_State *L,
 }
 /* The address of LuaJIT's lua_isyieldable, NULL on PUC 5.1. */
 int (*cs_find_isyieldable(void))(lua_State *);
+/* Once, when the module opens: on 5.2, remembers the pcall and xpcall it
+ * finds, the C functions a yield crosses there (lua_pcallk) but which
+ * cs_isyieldable_walk cannot otherwise tell from a blocking C frame. */
+void cs_compat_open(lua_State *L);
 
 #endif

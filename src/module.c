@@ -99,6 +99,7 @@ static cs_sched *sched_new(lua_State *L)
     lua_pushboolean(L, 0);
     s->traced_ref = luaL_ref(L, LUA_REGISTRYINDEX);
     s->isyieldable = cs_find_isyieldable();
+    cs_compat_open(L);
     cs_config_defaults(&s->cfg);
     s->buffers = lua_newuserdata(L, sizeof(*s->buffers));
     memset(s->buffers, 0, sizeof(*s->buffers));

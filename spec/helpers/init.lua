@@ -13,8 +13,7 @@ end
 -- the interpreter running this spec, to start children with
 function helpers.interpreter()
   if rawget(_G, "jit") then return "luajit" end
-  if _VERSION == "Lua 5.4" then return "lua5.4" end
-  return "lua5.1"
+  return "lua" .. _VERSION:match("%d+%.%d+")   -- lua5.1 ... lua5.4
 end
 
 local function shell_quote(s)
