@@ -40,6 +40,8 @@ static int yields_through(lua_State *L, lua_Debug *ar)
 {
     int yes;
 
+    if (!lua_checkstack(L, 3)) /* the set, the function, its entry */
+        return 0;
     lua_pushlightuserdata(L, (void *)&yield_through_key);
     lua_rawget(L, LUA_REGISTRYINDEX);
     if (!lua_istable(L, -1) || !lua_getinfo(L, "f", ar)) {
