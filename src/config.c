@@ -186,7 +186,8 @@ static void config_check(lua_State *L, const config_key *k)
     if (k->type == KEY_BOOL)
         return;
     n = lua_tonumber(L, -1);
-    if (n < k->min || n > k->max || (k->type == KEY_INT && n != (int)n))
+    if (!(n >= k->min && n <= k->max) || /* NaN too */
+        (k->type == KEY_INT && n != (int)n))
         luaL_error(L, "bad value for \"%s\": %f", k->name, n);
 }
 

@@ -64,7 +64,7 @@ static int gather_number(gather_ctx *c, lua_Number v)
     char tmp[64];
     int len;
 
-    if (v == (lua_Number)(int32_t)v)
+    if (v >= -2147483648.0 && v <= 2147483647.0 && v == (lua_Number)(int32_t)v)
         len = snprintf(tmp, sizeof(tmp), "%d", (int)(int32_t)v);
     else
         len = snprintf(tmp, sizeof(tmp), "%.14g", (double)v);
@@ -103,8 +103,8 @@ static void gather_table(lua_State *L, gather_ctx *c, int idx, int depth)
     lua_pushnil(L);
     while (lua_next(L, idx) != 0) {
         lua_Number k = lua_tonumber(L, -2);
-        if (lua_type(L, -2) != LUA_TNUMBER || k < 1 ||
-            k != (lua_Number)(long long)k)
+        if (lua_type(L, -2) != LUA_TNUMBER || !(k >= 1) ||
+            k >= 9223372036854775808.0 || k != (lua_Number)(long long)k)
             gather_raise(L, c, "non-array table found");
         if (k > max)
             max = k;

@@ -491,7 +491,15 @@ static int re_find(lua_State *L)
     s = re_subject(L, 1, &len);
     if (!lua_isnil(L, 5) && lua_type(L, 5) != LUA_TNUMBER)
         re_type_error(L, 5, "number");
-    nth = lua_isnil(L, 5) ? 0 : (lua_Integer)lua_tonumber(L, 5);
+    if (lua_isnil(L, 5)) {
+        nth = 0;
+    } else { /* beyond any group count: clamped before the cast; NaN: 0 */
+        lua_Number v = lua_tonumber(L, 5);
+        nth = v >= 2147483647.0    ? 2147483647
+              : v <= -2147483648.0 ? -2147483647 - 1
+              : v == v             ? (lua_Integer)v
+                                   : 0;
+    }
     pos = re_ctx_pos(L, 4);
     re = re_compile(L, 2, 3);
     if (re == NULL)

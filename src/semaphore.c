@@ -5,8 +5,15 @@
 
 #include "cosocket.h"
 #include "compat.h"
+#include "ngx_int.h"
 
 #define SEMA_MT "cosocket.semaphore"
+
+/* Counts are lua-resty-core's: a number that is no int (NaN, 1e300)
+ * comes in as the most negative int, as its FFI call converts it, and a
+ * semaphore that got one is as good as dead (ngx_int.h).  ngx sums them
+ * in an int; here the sum stops at +-SEMA_MAX instead of overflowing. */
+#define SEMA_MAX (((lua_Integer)1 << 53) - 1)
 
 typedef struct cs_sema {
     cs_sched *s;
@@ -97,11 +104,11 @@ static int sema_new(lua_State *L)
     lua_Number n = lua_isnoneornil(L, 1) ? 0 : luaL_checknumber(L, 1);
     cs_sema *sema;
 
-    if (n < 0)
+    if (n < 0) /* NaN passes, as in lua-resty-core */
         return luaL_error(L, "no negative number");
     sema = lua_newuserdata(L, sizeof(*sema));
     sema->s = s;
-    sema->count = (lua_Integer)n;
+    sema->count = cs_ngx_int32(n);
     sema->nwaiters = 0;
     sema->waiters.head = sema->waiters.tail = NULL;
     memset(&sema->hand_out, 0, sizeof(sema->hand_out));
@@ -115,10 +122,15 @@ static int sema_post(lua_State *L)
 {
     cs_sema *sema = sema_check(L);
     lua_Number n = lua_isnoneornil(L, 2) ? 1 : luaL_checknumber(L, 2);
+    lua_Integer add;
 
-    if (n < 1)
+    if (n < 1) /* NaN passes, as in lua-resty-core */
         return luaL_error(L, "positive number required");
-    sema->count += (lua_Integer)n;
+    add = cs_ngx_int32(n);
+    if (add > 0 ? sema->count > SEMA_MAX - add : sema->count < add - SEMA_MAX)
+        sema->count = add > 0 ? SEMA_MAX : -SEMA_MAX;
+    else
+        sema->count += add;
     sema_wake(sema);
     lua_pushboolean(L, 1);
     return 1;

@@ -16,6 +16,7 @@
 #include "pool.h"
 #include "tls.h"
 #include "addr.h"
+#include "ngx_int.h"
 
 #define TCP_MT       "cosocket.tcp"       /* the socket table's metatable */
 #define TCP_STATE_MT "cosocket.tcp.state" /* slot 1's userdata */
@@ -733,16 +734,12 @@ static int tcp_connect(lua_State *L)
         n--;
     is_unix = cs_is_unix_host(host, hlen);
     if (n == 3 && lua_isnumber(L, 3)) {
-        lua_Number p = lua_tonumber(L, 3);
-        if (p < 0 || p >= 65536) {
+        port = cs_ngx_int(lua_tonumber(L, 3)); /* NaN: 0, as ngx */
+        if (port < 0 || port > 65535) {
             lua_pushnil(L);
-            lua_pushfstring(L, "bad port number: %d",
-                            (int)(p < -2147483647.0  ? -2147483647.0
-                                  : p > 2147483647.0 ? 2147483647.0
-                                                     : p));
+            lua_pushfstring(L, "bad port number: %d", port);
             return 2;
         }
-        port = (int)p;
         if (pool_idx == 0 && port > 0 && hlen < sizeof(kbuf) - 6 &&
             cs_shows_as_integer(L, 3)) {
             klen = cs_pool_key(kbuf, host, hlen, port); /* no Lua string */
@@ -1137,8 +1134,8 @@ static int tcp_bind(lua_State *L)
                             luaL_typename(L, 3));
             return 2;
         }
-        port = (int)lua_tonumber(L, 3);
-        if (lua_tonumber(L, 3) < 0 || lua_tonumber(L, 3) > 65535) {
+        port = cs_ngx_int(lua_tonumber(L, 3));
+        if (port < 0 || port > 65535) {
             lua_pushnil(L);
             lua_pushfstring(L, "bad port number: %d", port);
             return 2;

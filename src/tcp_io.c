@@ -18,6 +18,7 @@
 #include "tls.h"
 #include "gather.h"
 #include "pool.h"
+#include "ngx_int.h"
 
 #define SEND_IOV_MAX 1024 /* Linux UIO_MAXIOV */
 #define READ_MIN     4096
@@ -504,7 +505,8 @@ static int receive_size(lua_State *L, cs_tcp *t)
 {
     lua_Number v = lua_tonumber(L, 2);
 
-    if (v <= -1) /* truncated toward zero: -0.5 is 0 */
+    /* ngx's lua_tointeger: -0.5 is 0; NaN and infinities are negative */
+    if (cs_ngx_int64(v) < 0)
         return luaL_argerror(L, 2, "bad pattern argument");
     if (v < 1) {
         lua_pushliteral(L, "");
@@ -577,8 +579,8 @@ int cs_tcp_receiveany(lua_State *L)
     t = cs_tcp_self(L);
     if ((refused = tcp_read_refused(L, t)) != 0)
         return refused;
-    if (!lua_isnumber(L, 2) || (max = lua_tonumber(L, 2)) < 1)
-        return luaL_argerror(L, 2, "bad max argument");
+    if (!lua_isnumber(L, 2) || cs_ngx_int64(max = lua_tonumber(L, 2)) <= 0)
+        return luaL_argerror(L, 2, "bad max argument"); /* as receive's */
     cs_scan_init(&t->scan, CS_PAT_ANY,
                  max > (lua_Number)((size_t)-1 / 2) ? (size_t)-1 / 2
                                                     : (size_t)max,

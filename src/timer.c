@@ -6,6 +6,7 @@
 
 #include "cosocket.h"
 #include "compat.h"
+#include "ngx_int.h"
 
 /* A pending timer.  libev only marks it fired; the scheduler starts its
  * callback between passes (no Lua runs inside a libev callback). */
@@ -48,12 +49,15 @@ static int timer_sleep(lua_State *L)
     cs_op *op;
     int n = lua_gettop(L);
     lua_Number ms;
+    int64_t delay;
 
     if (n != 1)
         return luaL_error(L, "attempt to pass %d arguments, but accepted 1", n);
     ms = luaL_checknumber(L, 1) * 1000;
-    if (ms < 0)
-        return luaL_error(L, "invalid sleep duration \"%d\"", (int)ms);
+    delay = cs_ngx_int64(ms); /* NaN and infinities: negative, as ngx's */
+    if (delay < 0)
+        return luaL_error(L, "invalid sleep duration \"%d\"",
+                          cs_ngx_low32(delay));
     if (ms < 1 && s->current == NULL) {
         cs_poll_once(s); /* main: let the others run once */
         return 0;

@@ -401,9 +401,11 @@ static int udp_receive(lua_State *L)
     if ((refused = udp_refused(L, u)) != 0)
         return refused;
     size = luaL_optnumber(L, 2, UDP_MAX_DATAGRAM);
-    /* as ngx's (size_t) cast: negative sizes become the maximum */
-    u->rsize =
-        size < 0 || size > UDP_MAX_DATAGRAM ? UDP_MAX_DATAGRAM : (size_t)size;
+    /* as ngx's (size_t) cast: negative sizes become the maximum; so does
+     * NaN, which no conversion to size_t may see (the buffer holds
+     * UDP_MAX_DATAGRAM bytes, and a unix datagram can be longer) */
+    u->rsize = !(size >= 0 && size <= UDP_MAX_DATAGRAM) ? UDP_MAX_DATAGRAM
+                                                        : (size_t)size;
     u->rd_errno = 0;
     op = &u->rd;
     cs_op_init(op, u->s, u, udp_receive_results);
