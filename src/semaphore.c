@@ -12,8 +12,7 @@
 /* Counts are lua-resty-core's: a number that is no int (NaN, 1e300)
  * comes in as the most negative int, as its FFI call converts it, and a
  * semaphore that got one is as good as dead (ngx_int.h).  ngx sums them
- * in an int; here the sum stops at +-SEMA_MAX instead of overflowing. */
-#define SEMA_MAX (((lua_Integer)1 << 53) - 1)
+ * in an int; here the sum stops at the int's ends instead of overflowing. */
 
 typedef struct cs_sema {
     cs_sched *s;
@@ -127,8 +126,10 @@ static int sema_post(lua_State *L)
     if (n < 1) /* NaN passes, as in lua-resty-core */
         return luaL_error(L, "positive number required");
     add = cs_ngx_int32(n);
-    if (add > 0 ? sema->count > SEMA_MAX - add : sema->count < add - SEMA_MAX)
-        sema->count = add > 0 ? SEMA_MAX : -SEMA_MAX;
+    if (add > 0 && sema->count > INT32_MAX - add)
+        sema->count = INT32_MAX;
+    else if (add < 0 && sema->count < INT32_MIN - add)
+        sema->count = INT32_MIN;
     else
         sema->count += add;
     sema_wake(sema);
