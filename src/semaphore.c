@@ -9,11 +9,6 @@
 
 #define SEMA_MT "cosocket.semaphore"
 
-/* Counts are lua-resty-core's: a number that is no int (NaN, 1e300)
- * comes in as the most negative int, as its FFI call converts it, and a
- * semaphore that got one is as good as dead (ngx_int.h).  ngx sums them
- * in an int; here the sum stops at the int's ends instead of overflowing. */
-
 typedef struct cs_sema {
     cs_sched *s;
     lua_Integer count;
@@ -97,6 +92,10 @@ static void sema_wake(cs_sema *sema)
         cs_defer_push(sema->s, &sema->hand_out);
 }
 
+/* Counts are lua-resty-core's: a number that is no int (NaN, 1e300)
+ * comes in as the most negative int, as its FFI call converts it, and a
+ * semaphore that got one is as good as dead (ngx_int.h).  ngx sums them
+ * in an int; here the sum stops at the int's ends instead of overflowing. */
 static int sema_new(lua_State *L)
 {
     cs_sched *s = cs_sched_get(L);

@@ -741,6 +741,7 @@ static int tcp_connect(lua_State *L)
             return 2;
         }
         if (pool_idx == 0 && port > 0 && hlen < sizeof(kbuf) - 6 &&
+            (lua_Number)port == lua_tonumber(L, 3) && /* not 2^32 + 80 */
             cs_shows_as_integer(L, 3)) {
             klen = cs_pool_key(kbuf, host, hlen, port); /* no Lua string */
             key = kbuf;
