@@ -633,3 +633,51 @@ end]])
     end
   end
 end)
+
+-- On LuaJIT the code after a read that waited runs in the side traces
+-- LuaJIT grows from tcp_ffi.c's pass, one per place that reads: they must
+-- return what the C method returns, one value or the three of a failure.
+describe("a read that waits, at one place read hundreds of times", function()
+  it("returns one value when it succeeds and three when it fails", function()
+    local srv = helpers.start_fixture("echo")
+    finally(function() srv:stop() end)
+    local wrong = {}
+    local function expect(what, i, got, n, a, b, c)
+      if got.n ~= n or got[1] ~= a or got[2] ~= b or got[3] ~= c then
+        wrong[#wrong + 1] = string.format("%s %d: n=%s %s %s %s", what, i, tostring(got.n),
+          tostring(got[1]), tostring(got[2]), tostring(got[3]))
+      end
+    end
+    cs.run(function()
+      local sock = cs.tcp()
+      sock:settimeout(2000)
+      assert.equal(1, sock:connect(srv.host, srv.port))
+      for i = 1, 300 do
+        assert(sock:send(i .. "\n"))
+        expect("line", i, pack(sock:receive()), 1, tostring(i))
+      end
+      for i = 1, 300 do
+        assert(sock:send("abcd"))
+        expect("size", i, pack(sock:receive(4)), 1, "abcd")
+      end
+      for i = 1, 300 do
+        assert(sock:send("xyz"))
+        expect("any", i, pack(sock:receiveany(10)), 1, "xyz")
+      end
+      -- one place both: every third read, given 1 ms, finds nothing
+      for i = 1, 150 do
+        local fails = i % 3 == 0
+        sock:settimeout(fails and 1 or 2000)
+        if not fails then assert(sock:send(i .. "\n")) end
+        local got = pack(sock:receive())
+        if fails then
+          expect("mixed", i, got, 3, nil, "timeout", "")
+        else
+          expect("mixed", i, got, 1, tostring(i))
+        end
+      end
+      sock:close()
+    end)
+    assert.same({}, wrong)
+  end)
+end)
