@@ -260,7 +260,7 @@ static const char fast_methods[] =
     "end\n"
     "do\n"
     "  local function warm()\n"
-    "    for _ = 1, 1000 do pass(false, false, false) end\n"
+    "    for _ = 1, 300 do pass(false, false, false) end\n"
     "  end\n"
     "  require('jit').off(warm)\n" /* its calls count, its loop is not traced */
     "  warm()\n"
