@@ -58,6 +58,19 @@ local function fixture(mode, opts) return helpers.fixture(defer, mode, opts) end
 -- drives the loop until pred() is true, at most `limit` s (default 2)
 local function wait_for(pred, limit) return helpers.wait_for(pred, limit or 2) end
 
+-- After each test (its cleanups run): drives the loop, at most 2 s, until
+-- the descriptors are back to `fds_at_start`, so that the next test takes
+-- its baseline from a quiet state.  A test that passed left nothing (it
+-- checked); one that failed half way may have left a lookup pending, whose
+-- c-ares socket stays until the lookup is answered or times out (or until
+-- the channel is replaced, at the first lookup after a configure{}), or a
+-- thread still waiting on a socket: without this wait, that descriptor would
+-- go in the middle of the next test and fail it too.
+local function settle(fds_at_start)
+  run_cleanups()
+  wait_for(function() return fds() <= fds_at_start end, 2)
+end
+
 -- A light thread of the main chunk running fn(...): st.result is set to what
 -- fn returned, and st.after to true, once fn has returned.
 local function victim(fn, ...)
@@ -137,7 +150,7 @@ describe("killing a light thread", function()
     fds_at_start = fds()
   end)
 
-  after_each(run_cleanups)
+  after_each(function() settle(fds_at_start) end)
 
   teardown(function()
     -- the pools' idle connections go when their peers close
@@ -234,6 +247,10 @@ describe("killing a light thread", function()
       assert_tcp_closed(sock)
       never_resumes(st, 0.3)
       assert.is_true(helpers.dns_count(dns) > before, "the query never went out")
+      -- the lookup ends, answered (or, should the answer come later than
+      -- the resolver's 300 ms, timed out: the loop above ran only 0.3 s):
+      -- c-ares closes its socket once no query is pending
+      wait_for(function() return fd_count() == fd0 end, 2)
       assert.equal(0, accepted(srv))           -- the answer connected nothing
       assert.equal(fd0, fds())
       -- the state resolves on
@@ -643,7 +660,13 @@ describe("killing a light thread", function()
 end)
 
 describe("a socket only its killed thread knew", function()
-  after_each(run_cleanups)
+  local fds_at_start
+
+  setup(function()
+    fds_at_start = fds()
+  end)
+
+  after_each(function() settle(fds_at_start) end)
 
   it("is collected in every waiting state, without a crash, its descriptor gone", function()
     local full = fixture("full")
