@@ -529,6 +529,22 @@ connect("nodata.test", 80)
     assert.is_true(took >= 0.15 and took < 3, "took " .. tostring(took))
   end)
 
+  it("keeps a lookup in flight through a configure{} that leaves the resolver as it was",
+     function()
+    -- the next lookup used to remake the resolver after any configure{}, and
+    -- the one in flight was dropped: its connect ended at its own timeout
+    -- with "16: Unknown error"
+    local out = child(string.format([[
+local slow = cs.spawn(function() connect("silent.test", 80) end)
+cs.sleep(0.05)                          -- its query is out
+cs.configure {}                         -- reads the settings only
+cs.configure { connect_timeout = 3000 } -- a key of another kind
+connect("v4.test", %d)
+assert(cs.wait(slow))
+]], echo.port), 300)
+    assert.equal("ok\nnil silent.test could not be resolved (110: Operation timed out)\n", out)
+  end)
+
   it("falls back to the next address when the first one refuses", function()
     -- two.test: 127.0.0.2 then 127.0.0.1; only 127.0.0.1 listens on the port
     local out = child(string.format('connect("two.test", %d)', echo.port))

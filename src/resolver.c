@@ -12,8 +12,12 @@
 struct cs_resolver {
     cs_sched *s;
     ares_channel channel;
-    unsigned cfg_gen; /* configuration the channel was made with */
-    ev_timer timer;   /* c-ares' own retries: unref'd, repeating */
+    unsigned cfg_gen; /* configuration last found to match the channel */
+    /* what the channel was made with: another configure{} of these remakes
+     * it (and fails the lookups in flight), one of other keys does not */
+    char *servers; /* the resolver setting, NULL: the system's */
+    double timeout;
+    ev_timer timer; /* c-ares' own retries: unref'd, repeating */
     int nfds;
     ev_io io[RESOLVER_MAX_FDS];
 };
@@ -113,7 +117,17 @@ static void resolver_destroy(cs_resolver *r)
         ev_ref(loop);
         ev_timer_stop(loop, &r->timer);
     }
+    free(r->servers);
     free(r);
+}
+
+/* Whether r was made with the resolver settings in force now. */
+static int resolver_matches(cs_resolver *r, const char *servers)
+{
+    if (servers == NULL || r->servers == NULL)
+        return servers == r->servers;
+    return strcmp(servers, r->servers) == 0 &&
+           r->timeout == r->s->cfg.resolver_timeout;
 }
 
 /* "ip[:port] [ipv6]:port ..." (nginx) to c-ares' comma list. */
@@ -146,33 +160,50 @@ static cs_resolver *resolver_get(cs_sched *s)
 
     if (r != NULL && r->cfg_gen == s->cfg_gen)
         return r;
+    lua_rawgeti(L, LUA_REGISTRYINDEX, s->cfg.resolver_ref);
+    if (lua_isstring(L, -1))
+        servers = lua_tostring(L, -1);
+    if (r != NULL && resolver_matches(r, servers)) {
+        lua_pop(L, 1);
+        r->cfg_gen = s->cfg_gen;
+        return r;
+    }
     if (r != NULL)
         resolver_destroy(r);
     r = calloc(1, sizeof(*r));
-    if (r == NULL)
+    if (r == NULL ||
+        (servers != NULL && (r->servers = strdup(servers)) == NULL)) {
+        lua_pop(L, 1);
+        free(r);
         return NULL;
+    }
     r->s = s;
     r->cfg_gen = s->cfg_gen;
+    r->timeout = s->cfg.resolver_timeout;
     ev_init(&r->timer, resolver_on_timer);
     memset(&opts, 0, sizeof(opts));
     opts.sock_state_cb = resolver_on_sock_state;
     opts.sock_state_cb_data = r;
     /* tell SERVFAIL from REFUSED instead of retrying them (DECISIONS 6) */
     opts.flags = ARES_FLAG_NOCHECKRESP;
-    lua_rawgeti(L, LUA_REGISTRYINDEX, s->cfg.resolver_ref);
-    if (lua_isstring(L, -1)) {
-        servers = lua_tostring(L, -1);
+    if (servers != NULL) {
         opts.timeout = (int)s->cfg.resolver_timeout;
         opts.tries = 1;
         mask |= ARES_OPT_TIMEOUTMS | ARES_OPT_TRIES;
     }
-    if (ares_init_options(&r->channel, &opts, mask) != ARES_SUCCESS ||
-        (servers != NULL && !resolver_set_servers(r, servers))) {
+    if (ares_init_options(&r->channel, &opts, mask) != ARES_SUCCESS) {
         lua_pop(L, 1);
+        free(r->servers);
         free(r);
         return NULL;
     }
     lua_pop(L, 1);
+    if (servers != NULL && !resolver_set_servers(r, r->servers)) {
+        ares_destroy(r->channel);
+        free(r->servers);
+        free(r);
+        return NULL;
+    }
     s->resolver = r;
     return r;
 }
