@@ -529,20 +529,51 @@ connect("nodata.test", 80)
     assert.is_true(took >= 0.15 and took < 3, "took " .. tostring(took))
   end)
 
-  it("keeps a lookup in flight through a configure{} that leaves the resolver as it was",
-     function()
-    -- the next lookup used to remake the resolver after any configure{}, and
-    -- the one in flight was dropped: its connect ended at its own timeout
-    -- with "16: Unknown error"
-    local out = child(string.format([[
+  -- A lookup in flight through a configure{}: it ends as it would have.
+  -- Before, the next lookup remade the resolver after any configure{}, and
+  -- the one in flight was dropped: its connect ended at its own timeout with
+  -- "16: Unknown error".
+  for _, case in ipairs {
+    { "that leaves the resolver as it was",
+      "cs.configure {}\ncs.configure { connect_timeout = 3000 }" },
+    { "that changes the resolver (for later lookups)",
+      "cs.configure { resolver_timeout = 2000 }" },
+  } do
+    it("ends a lookup in flight on its own through a configure{} " .. case[1], function()
+      local out = child(string.format([[
 local slow = cs.spawn(function() connect("silent.test", 80) end)
-cs.sleep(0.05)                          -- its query is out
-cs.configure {}                         -- reads the settings only
-cs.configure { connect_timeout = 3000 } -- a key of another kind
+cs.sleep(0.05) -- its query is out
+%s
 connect("v4.test", %d)
 assert(cs.wait(slow))
-]], echo.port), 300)
-    assert.equal("ok\nnil silent.test could not be resolved (110: Operation timed out)\n", out)
+]], case[2], echo.port), 300)
+      assert.equal("ok\nnil silent.test could not be resolved (110: Operation timed out)\n", out)
+    end)
+  end
+
+  it("closes a replaced resolver's socket once its last lookup has ended", function()
+    helpers.configure(defer, { resolver = "127.0.0.1:" .. dns.port, resolver_timeout = 300 })
+    local fd0 = helpers.fd_count()
+    local results
+    cs.run(function()
+      local slow = cs.spawn(function()
+        local sock = cs.tcp()
+        sock:settimeout(2000)
+        return sock:connect("silent.test", 80)
+      end)
+      cs.sleep(0.05)                                 -- its query is out
+      helpers.configure(defer, { resolver_timeout = 2000 })
+      local sock = cs.tcp()
+      sock:settimeout(2000)
+      assert.equal(1, sock:connect("v4.test", echo.port))
+      sock:close()
+      results = { cs.wait(slow) }
+      -- both channels asked: each socket goes once no lookup of its waits
+      helpers.wait_for(function() return helpers.fd_count() == fd0 end, 2)
+    end)
+    assert.same({ true, nil, "silent.test could not be resolved (110: Operation timed out)" },
+      results)
+    assert.equal(fd0, helpers.fd_count())
   end)
 
   it("falls back to the next address when the first one refuses", function()

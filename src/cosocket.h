@@ -197,10 +197,11 @@ struct cs_sched {
     int dropped_reported, exiting;
     int (*isyieldable)(lua_State *); /* LuaJIT's, looked up at load */
     cs_config cfg;
-    unsigned cfg_gen;         /* bumped by configure: the resolver rereads */
-    cs_resolver *resolver;    /* created at the first lookup */
-    struct cs_pools *pools;   /* keepalive pools by key (pool.c) */
-    struct cs_tls_state *tls; /* libtls configurations (tls.c) */
+    unsigned cfg_gen;      /* bumped by configure: the resolver rereads */
+    cs_resolver *resolver; /* created at the first lookup */
+    cs_resolver *retired_resolvers; /* replaced, serving their last lookups */
+    struct cs_pools *pools;         /* keepalive pools by key (pool.c) */
+    struct cs_tls_state *tls;       /* libtls configurations (tls.c) */
     int pools_ref;
     int tcp_mt_ref[2]; /* tcp state metatables: [1] finalizes, [0] not */
     struct cs_buffer_cache *buffers; /* emptied receive buffers */

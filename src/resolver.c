@@ -18,6 +18,11 @@ struct cs_resolver {
     char *servers; /* the resolver setting, NULL: the system's */
     double timeout;
     ev_timer timer; /* c-ares' own retries: unref'd, repeating */
+    /* lookups not answered yet; a channel replaced while some are (retired)
+     * goes on serving them, off s->resolver, and ends after the last */
+    int pending;
+    unsigned char retired, processing;
+    cs_resolver *next_retired;
     int nfds;
     ev_io io[RESOLVER_MAX_FDS];
 };
@@ -54,6 +59,20 @@ static void resolver_arm_timer(cs_resolver *r)
     ev_unref(loop);
 }
 
+static void resolver_destroy(cs_resolver *r);
+
+/* After c-ares ran its callbacks: a retired channel whose last lookup
+ * ended goes, a channel still serving has its timer set again.  Never
+ * destroyed from inside ares_process_fd (resolver_get retires instead). */
+static void resolver_processed(cs_resolver *r)
+{
+    r->processing = 0;
+    if (r->retired && r->pending == 0)
+        resolver_destroy(r);
+    else if (r->retired || r->s->resolver == r)
+        resolver_arm_timer(r);
+}
+
 static void resolver_on_timer(EV_P_ ev_timer *w, int revents)
 {
     cs_resolver *r = cs_container_of(w, cs_resolver, timer);
@@ -62,10 +81,10 @@ static void resolver_on_timer(EV_P_ ev_timer *w, int revents)
     (void)revents;
     /* a lookup that timed out readies its connect */
     cs_timer_cb_begin(s, ev_now(loop), s->arms++);
+    r->processing = 1;
     ares_process_fd(r->channel, ARES_SOCKET_BAD, ARES_SOCKET_BAD);
     cs_timer_cb_end(s);
-    if (s->resolver == r) /* not destroyed from a callback */
-        resolver_arm_timer(r);
+    resolver_processed(r);
 }
 
 static void resolver_on_io(EV_P_ ev_io *w, int revents)
@@ -73,10 +92,10 @@ static void resolver_on_io(EV_P_ ev_io *w, int revents)
     cs_resolver *r = w->data;
 
     (void)loop;
+    r->processing = 1;
     ares_process_fd(r->channel, revents & EV_READ ? w->fd : ARES_SOCKET_BAD,
                     revents & EV_WRITE ? w->fd : ARES_SOCKET_BAD);
-    if (r->s->resolver == r)
-        resolver_arm_timer(r);
+    resolver_processed(r);
 }
 
 static void resolver_on_sock_state(void *data, ares_socket_t fd, int readable,
@@ -108,8 +127,14 @@ static void resolver_on_sock_state(void *data, ares_socket_t fd, int readable,
 static void resolver_destroy(cs_resolver *r)
 {
     struct ev_loop *loop = r->s->loop;
+    cs_resolver **p = &r->s->retired_resolvers;
 
-    r->s->resolver = NULL;
+    if (r->s->resolver == r)
+        r->s->resolver = NULL;
+    while (*p != NULL && *p != r)
+        p = &(*p)->next_retired;
+    if (*p == r)
+        *p = r->next_retired;
     ares_destroy(r->channel); /* fails the pending lookups: EDESTRUCTION */
     while (r->nfds > 0)
         watcher_stop_io(loop, &r->io[--r->nfds]);
@@ -168,8 +193,14 @@ static cs_resolver *resolver_get(cs_sched *s)
         r->cfg_gen = s->cfg_gen;
         return r;
     }
-    if (r != NULL)
+    if (r != NULL && (r->pending > 0 || r->processing)) {
+        s->resolver = NULL; /* retired: it ends after its last lookup */
+        r->retired = 1;
+        r->next_retired = s->retired_resolvers;
+        s->retired_resolvers = r;
+    } else if (r != NULL) {
         resolver_destroy(r);
+    }
     r = calloc(1, sizeof(*r));
     if (r == NULL ||
         (servers != NULL && (r->servers = strdup(servers)) == NULL)) {
@@ -269,6 +300,7 @@ static void resolver_on_addrinfo(void *arg, int status, int timeouts,
     cs_lookup *lk = arg;
 
     (void)timeouts;
+    lk->r->pending--;
     if (lk->orphan) {
         if (res != NULL)
             ares_freeaddrinfo(res);
@@ -315,6 +347,8 @@ cs_lookup *cs_resolve(cs_sched *s, const char *host, void (*done)(cs_lookup *),
     memset(&hints, 0, sizeof(hints));
     hints.ai_family = AF_UNSPEC;
     hints.ai_socktype = SOCK_STREAM;
+    lk->r = r;
+    r->pending++;
     /* done stays NULL while c-ares may answer from inside the call */
     ares_getaddrinfo(r->channel, host, NULL, &hints, resolver_on_addrinfo, lk);
     lk->done = done;
@@ -340,4 +374,6 @@ void cs_resolver_free(cs_sched *s)
 {
     if (s->resolver != NULL)
         resolver_destroy(s->resolver);
+    while (s->retired_resolvers != NULL)
+        resolver_destroy(s->retired_resolvers);
 }

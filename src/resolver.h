@@ -18,6 +18,7 @@ struct cs_lookup {
     void (*done)(cs_lookup *lk);
     void *data;
     cs_sched *s;
+    cs_resolver *r; /* the channel that asked, while it is not answered */
     cs_sched *home; /* a literal's: its memory goes back to home's spare */
     int finished, orphan;
     int code;         /* 0, or nginx's resolver code (SPEC.md 2.4) */
