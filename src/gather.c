@@ -11,6 +11,7 @@
 
 #include "cosocket.h"
 #include "gather.h"
+#include "ngx_int.h"
 
 #define GATHER_MAX_DEPTH 100
 
@@ -62,10 +63,10 @@ static int gather_number(gather_ctx *c, lua_Number v)
 {
     cs_sched *s = c->s;
     char tmp[64];
-    int len;
+    int i = cs_ngx_int32(v), len; /* INT32_MIN for what does not fit */
 
-    if (v >= -2147483648.0 && v <= 2147483647.0 && v == (lua_Number)(int32_t)v)
-        len = snprintf(tmp, sizeof(tmp), "%d", (int)(int32_t)v);
+    if (v == (lua_Number)i)
+        len = snprintf(tmp, sizeof(tmp), "%d", i);
     else
         len = snprintf(tmp, sizeof(tmp), "%.14g", (double)v);
     if (c->nums_len + (size_t)len > s->nums_cap) {

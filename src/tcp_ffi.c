@@ -240,8 +240,10 @@ static const char fast_methods[] =
      * After the resume, LuaJIT runs the caller's code in the interpreter
      * until it enters a trace, and a root trace that starts in a function
      * stops where that function returns: only a side trace goes on into
-     * the caller.  So pass gets its root trace here, at load, from calls
-     * no read makes (false, false, false); every resumed read fails its
+     * the caller.  So pass gets its root trace before the first read
+     * waits, from calls no read makes (false, false, false), in a state
+     * that reads at all (wait makes it, then gives way to wait_fast, the
+     * local all the readers call it by); every resumed read fails its
      * first guard, and the side trace LuaJIT grows from that exit carries
      * on, compiled, into the code that called receive (one side trace per
      * place that calls it).  callgrind, steady state, the bench's W1 and W2
@@ -250,7 +252,7 @@ static const char fast_methods[] =
      * of 100 bytes (2,510-3,730), 2,970 a pooled request (3,050-3,100);
      * written with no shared check() helper, the client measured 2,160,
      * 3,410 and 5,370 before and 1,830, 2,360 and 2,910 now.  With the JIT
-     * off at load, or its traces flushed later, pass is traced as any
+     * off then, or its traces flushed later, pass is traced as any
      * function is: the code after a wait is interpreted again.  One value
      * (the data) when b is nil, else the three of a failure: the count
      * receive returns. */
@@ -258,15 +260,18 @@ static const char fast_methods[] =
     "  if b == nil then return a end\n"
     "  return a, b, c\n"
     "end\n"
-    "do\n"
+    "local function wait_fast(state, n)\n"
+    "  return pass(wait_read(state, n))\n"
+    "end\n"
+    "local wait\n"
+    "function wait(state, n)\n"
     "  local function warm()\n"
     "    for _ = 1, 300 do pass(false, false, false) end\n"
     "  end\n"
     "  require('jit').off(warm)\n" /* its calls count, its loop is not traced */
     "  warm()\n"
-    "end\n"
-    "local function wait(state, n)\n"
-    "  return pass(wait_read(state, n))\n"
+    "  wait = wait_fast\n"
+    "  return wait_fast(state, n)\n"
     "end\n"
     /* fixed parameters where the FFI is called: a vararg frame there
      * would grow the stack as well; the vararg entry only counts and
